@@ -1,0 +1,1 @@
+"""Host side of pynq-codesign: search, training, export, HLS generation, C simulation."""

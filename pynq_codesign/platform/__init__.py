@@ -1,0 +1,1 @@
+"""Where the accelerator runs: a real board (pynq) or the simulated board (sim)."""

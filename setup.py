@@ -1,0 +1,30 @@
+"""pynq-codesign: one distribution with a board side and a host side.
+
+    pip install .            the board side's core (numpy)
+    pip install .[board]     on a PYNQ-Z1 with the v3.1 image (adds pynq; uses the image's cv2)
+    pip install .[host]      on a host: torch (install torch==2.13.0 first), onnx, hls4ml, ...
+    pip install .[dev]       tests
+"""
+from setuptools import find_packages, setup
+
+setup(
+    name="pynq-codesign",
+    version="0.1.0",
+    description="Co-design a DNN and its FPGA accelerator for PYNQ boards; deploy, measure, "
+                "feed measurements back",
+    python_requires=">=3.10",
+    packages=find_packages(include=["pynq_codesign", "pynq_codesign.*", "host_search",
+                                    "host_search.*"]),
+    package_data={"pynq_codesign": ["devices/*.json", "designs/*.json", "server/static/*"],
+                  "host_search": ["export/templates/*"]},
+    include_package_data=True,
+    install_requires=["numpy>=1.21"],
+    extras_require={
+        "board": ["pynq>=3.1,<4", "flask>=2.0"],
+        "host": ["torch>=2.1", "onnx>=1.14,<1.23", "onnxruntime>=1.16", "qonnx>=0.4",
+                 "onnxscript", "hls4ml>=1.0", "scikit-image>=0.21", "scipy", "tqdm",
+                 "opencv-python-headless", "pynqmetadata", "flask>=2.0"],
+        "dev": ["pytest>=7", "hypothesis>=6"],
+    },
+    entry_points={"console_scripts": ["codesign=pynq_codesign.cli:main"]},
+)
