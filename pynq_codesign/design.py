@@ -36,8 +36,8 @@ from pathlib import Path
 from typing import Any
 
 from .devices import UnknownDevice, device_names, load_device
-from .fixedpoint import FixedFormat, Rounding
 from .errors import CodesignError
+from .fixedpoint import FixedFormat, Rounding
 
 SCHEMA_VERSION = 1
 

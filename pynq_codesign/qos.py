@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields
 from typing import Any
+
 from .errors import CodesignError
 
 SOURCES = ("estimated", "simulated", "measured", "published")

@@ -25,8 +25,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .design import Design, Network, Overlay, plan_passes
-from .fixedpoint import acc_frac, container_bytes, container_dtype
 from .errors import CodesignError
+from .fixedpoint import acc_frac, container_bytes, container_dtype
 
 BEAT_BITS = 64
 BEAT_BYTES = BEAT_BITS // 8

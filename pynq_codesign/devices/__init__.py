@@ -12,6 +12,7 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+
 from ..errors import CodesignError
 
 _HERE = Path(__file__).resolve().parent

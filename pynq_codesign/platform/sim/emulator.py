@@ -21,9 +21,9 @@ from __future__ import annotations
 import numpy as np
 
 from ...design import Overlay
+from ...errors import CodesignError
 from ...fixedpoint import Rounding, shift_round
 from ...wire import (LAYER_TYPE_ID, LayerParams, Program, WireError, read_descriptor,
-from ...errors import CodesignError
                      read_layer_params)
 
 _KIND = {v: k for k, v in LAYER_TYPE_ID.items()}

@@ -1,0 +1,247 @@
+"""The deployment package: what carries a design from the host to the board.
+
+A package is a folder::
+
+    manifest.json        format, schema and package version, hardware ID, SHA-256 and size
+                         of every other file, the overlay (if built), history of versions
+    design.json          the design point (pynq_codesign.design)
+    params.bin           weights, biases and pass descriptors in the accelerator's layout
+                         (pynq_codesign.wire.build_program)
+    golden/in_K.npy      golden input codes [H, W, C] and the output codes the accelerator
+    golden/out_K.npy     must give for them (int16/int32 .npy)
+    model.onnx           float model (host export)
+    model_quant.onnx     QONNX model with Quant nodes (host export)
+    overlay/*.bit, *.hwh, reports   added by `codesign build-overlay` as a new version
+
+:func:`load_package` refuses a package whose manifest, checksums, schema or sizes do not
+match, naming the file that is wrong; it never half-loads. :func:`write_package` (the
+export) and :func:`add_files` (the overlay build) write a new manifest version.
+"""
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import json
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import __version__
+from .design import Design, DesignError
+from .errors import CodesignError
+from .wire import LayerParams, Program, WireError, build_program, weight_shape
+
+FORMAT = "pynq-codesign-package"
+PACKAGE_SCHEMA = 1
+MANIFEST = "manifest.json"
+DESIGN_FILE = "design.json"
+PARAMS_FILE = "params.bin"
+
+
+class PackageError(CodesignError):
+    """A package that cannot be used; the message names the file and what is wrong."""
+
+
+@dataclass(frozen=True)
+class Package:
+    root: Path
+    manifest: dict
+    design: Design
+    program: Program
+    golden: tuple[tuple[np.ndarray, np.ndarray], ...]
+
+    @property
+    def hardware_id(self) -> int:
+        return self.design.overlay.hardware_id
+
+    @property
+    def version(self) -> int:
+        return int(self.manifest["version"])
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    @property
+    def bitstream(self) -> Path | None:
+        ov = self.manifest.get("overlay") or {}
+        return self.root / ov["bit"] if ov.get("bit") else None
+
+    @property
+    def hwh(self) -> Path | None:
+        ov = self.manifest.get("overlay") or {}
+        return self.root / ov["hwh"] if ov.get("hwh") else None
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _manifest_digest(m: dict) -> str:
+    body = {k: v for k, v in m.items() if k != "manifest_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+
+
+def program_layout(design: Design) -> Program:
+    """The parameter buffer's layout for ``design`` (offsets and passes; zero data)."""
+    net = design.network
+    zeros: list[LayerParams | None] = []
+    for lay, s in zip(net.layers, net.shapes()):
+        zeros.append(LayerParams(np.zeros(weight_shape(lay.type, s.in_c, s.out_c), np.int64),
+                                 np.zeros(s.out_c, np.int64)) if lay.is_conv else None)
+    return build_program(design, zeros)
+
+
+def _write_manifest(root: Path, base: dict, files: list[str]) -> dict:
+    m = dict(base)
+    m["files"] = {rel: {"sha256": sha256_file(root / rel), "bytes": (root / rel).stat().st_size}
+                  for rel in sorted(files)}
+    m["manifest_sha256"] = _manifest_digest(m)
+    tmp = root / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(m, indent=2) + "\n")
+    tmp.replace(root / MANIFEST)
+    return m
+
+
+def write_package(out: str | Path, design: Design, program: Program,
+                  golden: list[tuple[np.ndarray, np.ndarray]],
+                  extra_files: dict[str, Path | bytes] | None = None,
+                  info: dict | None = None) -> Package:
+    """Write a new package (version 1) into ``out`` (created; must be empty or absent)."""
+    root = Path(out)
+    if root.exists() and any(root.iterdir()):
+        raise PackageError(f"{root}: folder exists and is not empty; choose a new --out")
+    root.mkdir(parents=True, exist_ok=True)
+    files = [DESIGN_FILE, PARAMS_FILE]
+    (root / DESIGN_FILE).write_text(design.to_json())
+    program.params.tofile(root / PARAMS_FILE)
+    (root / "golden").mkdir()
+    out_dt = np.int16 if design.overlay.feature_bits <= 16 else np.int32
+    for k, (x, y) in enumerate(golden):
+        for name, arr in ((f"golden/in_{k}.npy", x), (f"golden/out_{k}.npy", y)):
+            np.save(root / name, np.asarray(arr).astype(out_dt))
+            files.append(name)
+    for rel, src in (extra_files or {}).items():
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if isinstance(src, bytes):
+            dst.write_bytes(src)
+        else:
+            shutil.copyfile(src, dst)
+        files.append(rel)
+    base = {
+        "format": FORMAT, "schema_version": PACKAGE_SCHEMA, "version": 1,
+        "design_name": design.name, "hardware_id": design.overlay.hardware_id_hex,
+        "tool_version": __version__,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "golden": len(golden), "overlay": None, "info": info or {},
+        "history": [{"version": 1, "change": "exported"}],
+    }
+    _write_manifest(root, base, files)
+    return load_package(root)
+
+
+def add_files(pkg: str | Path, files: dict[str, Path], change: str,
+              overlay: dict | None = None) -> Package:
+    """Add (or replace) files in a package as a new version and re-sign the manifest.
+
+    ``overlay`` (``{"bit": rel, "hwh": rel, "reports": [rel, ...], ...}``) records a built
+    overlay. The package is verified before and after.
+    """
+    current = load_package(pkg)
+    root = current.root
+    for rel, src in files.items():
+        dst = root / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        if Path(src).resolve() != dst.resolve():
+            shutil.copyfile(src, dst)
+    m = {k: v for k, v in current.manifest.items() if k not in ("files", "manifest_sha256")}
+    m["version"] = current.version + 1
+    m["history"] = list(m.get("history", [])) + [{"version": m["version"], "change": change}]
+    if overlay is not None:
+        m["overlay"] = overlay
+    _write_manifest(root, m, sorted(set(current.manifest["files"]) | set(files)))
+    return load_package(root)
+
+
+def _load_manifest(root: Path) -> dict:
+    mp = root / MANIFEST
+    if not root.is_dir():
+        raise PackageError(f"{root}: no such package folder")
+    if not mp.is_file():
+        raise PackageError(f"{mp}: missing; is {root} a package written by `codesign export`?")
+    try:
+        m = json.loads(mp.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise PackageError(f"{mp}: not valid JSON ({e}); the package is damaged, export it again")
+    if not isinstance(m, dict) or m.get("format") != FORMAT:
+        raise PackageError(f"{mp}: not a pynq-codesign package manifest")
+    if m.get("schema_version") != PACKAGE_SCHEMA:
+        raise PackageError(f"{mp}: package schema {m.get('schema_version')!r}; this version "
+                           f"reads {PACKAGE_SCHEMA}")
+    if m.get("manifest_sha256") != _manifest_digest(m):
+        raise PackageError(f"{mp}: the manifest's own checksum does not match; it was edited "
+                           "or damaged")
+    return m
+
+
+def verify_files(root: Path, manifest: dict) -> None:
+    """Check every file's size and SHA-256 against the manifest (PackageError names it)."""
+    for rel, meta in manifest["files"].items():
+        p = root / rel
+        if not p.is_file():
+            raise PackageError(f"{p}: listed in the manifest but missing")
+        if p.stat().st_size != meta["bytes"]:
+            raise PackageError(f"{p}: {p.stat().st_size} bytes, the manifest says "
+                               f"{meta['bytes']}; the file is damaged or was replaced")
+        if sha256_file(p) != meta["sha256"]:
+            raise PackageError(f"{p}: SHA-256 does not match the manifest; the file is "
+                               "damaged or was changed after export")
+
+
+def load_package(path: str | Path, verify: bool = True) -> Package:
+    """Open and verify a package; :class:`PackageError` names the first wrong file."""
+    root = Path(path).resolve()
+    m = _load_manifest(root)
+    if verify:
+        verify_files(root, m)
+    try:
+        design = Design.from_dict(json.loads((root / DESIGN_FILE).read_text()))
+    except DesignError as e:
+        raise PackageError(f"{root / DESIGN_FILE}: {e}")
+    except (OSError, json.JSONDecodeError) as e:
+        raise PackageError(f"{root / DESIGN_FILE}: cannot read ({e})")
+    if m.get("hardware_id") != design.overlay.hardware_id_hex:
+        raise PackageError(f"{root / MANIFEST}: hardware ID {m.get('hardware_id')} does not "
+                           f"match design.json's overlay ({design.overlay.hardware_id_hex})")
+    try:
+        layout = program_layout(design)
+    except WireError as e:
+        raise PackageError(f"{root / DESIGN_FILE}: {e}")
+    params = np.fromfile(root / PARAMS_FILE, dtype=np.uint8)
+    if params.size != layout.params.size:
+        raise PackageError(f"{root / PARAMS_FILE}: {params.size} bytes, the design needs "
+                           f"{layout.params.size}")
+    program = Program(params, layout.passes, layout.weight_offsets, layout.bias_offsets)
+    golden = []
+    oc, oh, ow = design.network.output_shape
+    ishape = (design.network.input_height, design.network.input_width,
+              design.network.input_channels)
+    for k in range(int(m.get("golden", 0))):
+        pin, pout = root / f"golden/in_{k}.npy", root / f"golden/out_{k}.npy"
+        try:
+            x = np.load(pin, allow_pickle=False).astype(np.int64)
+            y = np.load(pout, allow_pickle=False).astype(np.int64)
+        except (OSError, ValueError) as e:
+            raise PackageError(f"{pin.parent}: cannot read golden vector {k} ({e})")
+        if x.shape != ishape:
+            raise PackageError(f"{pin}: shape {x.shape}, the design's input is {ishape}")
+        if y.shape != (oh, ow, oc):
+            raise PackageError(f"{pout}: shape {y.shape}, the design's output is {(oh, ow, oc)}")
+        golden.append((x, y))
+    return Package(root, m, design, program, tuple(golden))
