@@ -4,31 +4,9 @@ import json
 import numpy as np
 import pytest
 
-from pynq_codesign.design import Design, load_design
 from pynq_codesign.package import PackageError, add_files, load_package, write_package
 from pynq_codesign.platform.sim.emulator import run_program
-from pynq_codesign.wire import LayerParams, build_program, weight_shape
-
-
-def tiny_design() -> Design:
-    d = load_design("dnn-a").to_dict()
-    d["network"]["input"].update(height=16, width=24)
-    d["name"] = "tiny"
-    return Design.from_dict(d)
-
-
-def random_program(design, seed=0):
-    rng = np.random.default_rng(seed)
-    ps = []
-    for lay, s, (_, wf, _) in zip(design.network.layers, design.network.shapes(),
-                                  design.network.formats()):
-        if not lay.is_conv:
-            ps.append(None)
-            continue
-        w = rng.integers(wf.code_min() // 64, wf.code_max() // 64,
-                         size=weight_shape(lay.type, s.in_c, s.out_c))
-        ps.append(LayerParams(w, rng.integers(-500, 500, size=s.out_c)))
-    return build_program(design, ps)
+from tests.helpers import random_package, random_program, tiny_design
 
 
 @pytest.fixture
@@ -38,6 +16,11 @@ def pkg(tmp_path):
     x = np.random.default_rng(1).integers(-128, 128, size=(16, 24, 3))
     y = run_program(prog, x, d.overlay)
     return write_package(tmp_path / "pkg", d, prog, [(x, y)], {"model.onnx": b"not-onnx"})
+
+
+def test_random_package_helper(tmp_path):
+    p = random_package(tmp_path / "p", n_golden=2)
+    assert len(load_package(p.root).golden) == 2
 
 
 def test_round_trip(pkg):
