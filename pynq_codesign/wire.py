@@ -43,6 +43,28 @@ LAYER_FIELDS = ("type", "slot", "in_c", "in_h", "in_w", "out_c", "out_h", "out_w
 HEADER_WORDS = len(HEADER_FIELDS)
 LAYER_WORDS = len(LAYER_FIELDS)
 
+#: The accelerator's AXI4-Lite register map (``s_axi_control``), byte offsets exactly as
+#: Vitis HLS lays out the top function ``pcd_engine(in, out, params, desc_offset, hw_id)``
+#: (``hls/engine_top.cpp``): the block-level control registers, then one slot per scalar
+#: argument in argument order. ``params`` is the 64-bit m_axi base address of the parameter
+#: buffer (low word here, high word at ``params_hi``); ``desc_offset`` is the byte offset of
+#: the pass descriptor inside it (8-byte aligned); ``hw_id`` is read-only and holds the
+#: overlay's hardware ID once the core has run at least once (a descriptor with
+#: ``n_layers == 0`` is a probe: the core sets ``hw_id`` and returns without stream I/O).
+REGISTERS = {
+    "control": 0x00,        # bit0 ap_start, bit1 ap_done (clear on read), bit2 ap_idle, bit3 ap_ready
+    "gier": 0x04,           # global interrupt enable
+    "ip_ier": 0x08,         # ip interrupt enable (bit0 ap_done)
+    "ip_isr": 0x0C,         # ip interrupt status
+    "params": 0x10,         # parameter buffer address [31:0]
+    "params_hi": 0x14,      # parameter buffer address [63:32] (0 on the 32-bit Zynq-7000)
+    "desc_offset": 0x1C,    # byte offset of this pass's descriptor in the parameter buffer
+    "hw_id": 0x24,          # read-only hardware ID (overlay hash)
+    "hw_id_ctrl": 0x28,     # bit0 hw_id_ap_vld (clear on read)
+}
+#: Bits of the control register.
+CONTROL_AP_START, CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY = 0x1, 0x2, 0x4, 0x8
+
 
 class WireError(CodesignError, ValueError):
     """Data that does not have the layout the accelerator expects."""
