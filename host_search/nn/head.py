@@ -1,0 +1,147 @@
+"""The bounding-box back-end: decoding in torch and the training loss.
+
+The last layer (a PW-Conv1) gives per grid cell ``anchors x (tx, ty, tw, th, conf)``
+(:class:`pynq_codesign.design.Decode`). :func:`decode_all` applies the very formula of
+:func:`pynq_codesign.prepost.decode` to every cell and anchor (in torch, differentiable);
+:func:`best_boxes` picks the most confident one like the board does (it is tested against
+``prepost.decode``, which evaluation itself uses).
+
+:func:`detection_loss` is in the style of the DAC-SDC winners (YOLO-like, one object):
+the *responsible* cell is the one holding the box centre and the responsible anchor the one
+whose shape matches the box best (IoU of centred boxes); its confidence learns 1 by binary
+cross-entropy and every other cell/anchor learns 0 (mean over them, weighted); its box
+learns ``sigmoid(tx), sigmoid(ty)`` = the centre's offset in the cell and ``tw, th`` =
+``log(size / anchor)`` (squared errors), plus optionally ``1 - GIoU`` of the decoded box.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from pynq_codesign.design import Decode
+
+#: tw, th are clipped to this range before exp(), as prepost.decode does.
+T_CLIP = 8.0
+
+
+def _split(out: torch.Tensor, na: int) -> torch.Tensor:
+    """[N, A*5, GH, GW] -> [N, GH, GW, A, 5]."""
+    n, ch, gh, gw = out.shape
+    if ch != 5 * na:
+        raise ValueError(f"output has {ch} channels, the decoder expects {5 * na}")
+    return out.permute(0, 2, 3, 1).reshape(n, gh, gw, na, 5)
+
+
+def decode_all(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every cell's and anchor's box ``[N, GH, GW, A, 4]`` (xmin, ymin, xmax, ymax relative,
+    clipped to 0..1) and confidence logit ``[N, GH, GW, A]``."""
+    na = len(dec.anchors)
+    v = _split(out, na)
+    _, gh, gw, _, _ = v.shape
+    gy = torch.arange(gh, dtype=out.dtype, device=out.device).view(1, gh, 1, 1)
+    gx = torch.arange(gw, dtype=out.dtype, device=out.device).view(1, 1, gw, 1)
+    anchors = torch.tensor(dec.anchors, dtype=out.dtype, device=out.device)
+    cx = (gx + torch.sigmoid(v[..., 0])) / gw
+    cy = (gy + torch.sigmoid(v[..., 1])) / gh
+    bw = anchors[:, 0] * torch.exp(torch.clamp(v[..., 2], -T_CLIP, T_CLIP))
+    bh = anchors[:, 1] * torch.exp(torch.clamp(v[..., 3], -T_CLIP, T_CLIP))
+    box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
+    return torch.clamp(box, 0.0, 1.0), v[..., 4]
+
+
+def best_boxes(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tensor]:
+    """The most confident box per image ``[N, 4]`` and its confidence (probability) ``[N]``.
+
+    Ties go to the first cell in (row, column, anchor) order, as in ``prepost.decode``.
+    """
+    boxes, conf = decode_all(out, dec)
+    n = out.shape[0]
+    k = conf.reshape(n, -1).argmax(dim=1)
+    return boxes.reshape(n, -1, 4)[torch.arange(n), k], torch.sigmoid(
+        conf.reshape(n, -1)[torch.arange(n), k])
+
+
+@dataclass(frozen=True)
+class Targets:
+    """Where each image's object is assigned and what the head should output there."""
+
+    gy: torch.Tensor          # [N] long: responsible cell row
+    gx: torch.Tensor          # [N] long: responsible cell column
+    anchor: torch.Tensor      # [N] long: responsible anchor
+    txy: torch.Tensor         # [N, 2]: centre offset within the cell, 0..1
+    twh: torch.Tensor         # [N, 2]: log(size / anchor)
+
+
+def assign(boxes: torch.Tensor, dec: Decode, gh: int, gw: int) -> Targets:
+    """Responsible cell and anchor of each ground-truth box ``[N, 4]`` (relative xyxy)."""
+    boxes = boxes.to(torch.float64)
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2
+    w = torch.clamp(boxes[:, 2] - boxes[:, 0], min=1e-6)
+    h = torch.clamp(boxes[:, 3] - boxes[:, 1], min=1e-6)
+    gx = torch.clamp((cx * gw).floor().long(), 0, gw - 1)
+    gy = torch.clamp((cy * gh).floor().long(), 0, gh - 1)
+    anchors = torch.tensor(dec.anchors, dtype=torch.float64)
+    inter = torch.minimum(w[:, None], anchors[:, 0]) * torch.minimum(h[:, None], anchors[:, 1])
+    union = (w * h)[:, None] + anchors[:, 0] * anchors[:, 1] - inter
+    a = (inter / union).argmax(dim=1)
+    txy = torch.stack([cx * gw - gx, cy * gh - gy], dim=1).clamp(0.0, 1.0)
+    twh = torch.stack([torch.log(w / anchors[a, 0]), torch.log(h / anchors[a, 1])], dim=1)
+    return Targets(gy, gx, a, txy.float(), twh.float())
+
+
+def giou(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """Generalised IoU of boxes ``[..., 4]`` (xyxy)."""
+    ix = torch.clamp(torch.minimum(a[..., 2], b[..., 2]) - torch.maximum(a[..., 0], b[..., 0]),
+                     min=0)
+    iy = torch.clamp(torch.minimum(a[..., 3], b[..., 3]) - torch.maximum(a[..., 1], b[..., 1]),
+                     min=0)
+    inter = ix * iy
+    area_a = (a[..., 2] - a[..., 0]).clamp(min=0) * (a[..., 3] - a[..., 1]).clamp(min=0)
+    area_b = (b[..., 2] - b[..., 0]).clamp(min=0) * (b[..., 3] - b[..., 1]).clamp(min=0)
+    union = area_a + area_b - inter
+    cw = torch.maximum(a[..., 2], b[..., 2]) - torch.minimum(a[..., 0], b[..., 0])
+    ch = torch.maximum(a[..., 3], b[..., 3]) - torch.minimum(a[..., 1], b[..., 1])
+    hull = (cw * ch).clamp(min=1e-9)
+    iou = inter / union.clamp(min=1e-9)
+    return iou - (hull - union) / hull
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    coord: float = 5.0       # box offsets and log sizes
+    obj: float = 1.0         # confidence of the responsible anchor
+    noobj: float = 10.0      # mean confidence loss of all the others (many cells: weighted up)
+    giou: float = 1.0        # 1 - GIoU of the responsible anchor's box (0 turns it off)
+
+
+def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
+                   weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict]:
+    """The loss of head outputs ``[N, A*5, GH, GW]`` against boxes ``[N, 4]`` and its parts."""
+    na = len(dec.anchors)
+    v = _split(out, na)
+    n, gh, gw, _, _ = v.shape
+    t = assign(boxes.detach().cpu(), dec, gh, gw)
+    dev = out.device
+    idx = torch.arange(n, device=dev)
+    gy, gx, a = t.gy.to(dev), t.gx.to(dev), t.anchor.to(dev)
+    resp = v[idx, gy, gx, a]                                   # [N, 5]
+    conf = v[..., 4]
+    target = torch.zeros_like(conf)
+    target[idx, gy, gx, a] = 1.0
+    bce = F.binary_cross_entropy_with_logits(conf, target, reduction="none")
+    pos = bce[idx, gy, gx, a].mean()
+    neg = (bce.sum() - bce[idx, gy, gx, a].sum()) / max(1, conf.numel() - n)
+    l_xy = ((torch.sigmoid(resp[:, :2]) - t.txy.to(dev, out.dtype)) ** 2).sum(1).mean()
+    l_wh = ((resp[:, 2:4] - t.twh.to(dev, out.dtype)) ** 2).sum(1).mean()
+    total = weights.coord * (l_xy + l_wh) + weights.obj * pos + weights.noobj * neg
+    parts = {"xy": float(l_xy), "wh": float(l_wh), "obj": float(pos), "noobj": float(neg)}
+    if weights.giou:
+        pred, _ = decode_all(out, dec)
+        g = giou(pred[idx, gy, gx, a], boxes.to(dev, out.dtype))
+        l_g = (1.0 - g).mean()
+        total = total + weights.giou * l_g
+        parts["giou"] = float(l_g)
+    return total, parts

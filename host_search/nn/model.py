@@ -1,0 +1,237 @@
+"""The torch network of a design point, in float, quantisation-aware and integer-exact form.
+
+:class:`DetectionNet` follows the layer semantics of :mod:`pynq_codesign.design` (the
+accelerator and the emulator follow the same): ``dw`` / ``conv3`` are 3x3 convolutions with
+padding 1 and stride 1 or 2 (``dw`` with one group per channel), ``pw`` a 1x1 convolution,
+``pool`` a 2x2 max-pool with stride 2 that drops an odd edge row/column. Every convolution
+but the last (the detection head) has a batch norm while training; :meth:`fold_batch_norm`
+folds it into the weights and bias with :func:`pynq_codesign.fixedpoint.fold_batch_norm`.
+
+Three ways to run it:
+
+* float (``quantized = False``): plain training and the float ONNX model;
+* quantised (``quantized = True``): the input, every weight, bias and layer output go
+  through :func:`host_search.nn.quant.fake_quant` with the per-layer formats of the
+  design's network and the overlay's rounding and range (``narrow`` on weights and feature
+  maps as the overlay says; the input and the bias are never narrow, as
+  :func:`pynq_codesign.prepost.quantize_input` and the bias's int32 container). Batch
+  norm must be folded first, so the network that trains is the network that is exported;
+* integer-exact: the quantised network in float64 (``model.double()``). Inputs and weights
+  are codes times powers of two, so every product and partial sum is exact (the emulator's
+  own argument, below 2**53); the bias sits at the accumulator's scale, the activation
+  acts on the accumulator (ReLU6 at :func:`pynq_codesign.wire.relu6_limit`), and the
+  requantisation rounds and saturates like the overlay. The result equals the emulator's
+  output codes bit for bit (tested).
+
+Input and output are NCHW real values, like any torch model; the output is the head's
+``[N, anchors*5, GH, GW]`` map (see :mod:`host_search.nn.head`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from pynq_codesign.design import Design, Layer, LayerShape, Network
+from pynq_codesign.fixedpoint import (FixedFormat, Rounding, acc_frac, bias_format,
+                                      fold_batch_norm, int_bits_for, quantize)
+from pynq_codesign.wire import LayerParams, relu6_limit, weight_shape
+
+
+class ConvUnit(nn.Module):
+    """One convolution of the design (conv, optional batch norm, activation)."""
+
+    def __init__(self, layer: Layer, shape: LayerShape, batch_norm: bool):
+        super().__init__()
+        k = 1 if layer.type == "pw" else 3
+        self.kind = layer.type
+        self.activation = layer.activation
+        self.stride = layer.stride
+        self.padding = k // 2
+        self.groups = shape.in_c if layer.type == "dw" else 1
+        self.conv = nn.Conv2d(shape.in_c, shape.out_c, k, stride=layer.stride,
+                              padding=self.padding, groups=self.groups, bias=not batch_norm)
+        self.bn = nn.BatchNorm2d(shape.out_c) if batch_norm else None
+
+    def float_forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.conv(x)
+        if self.bn is not None:
+            y = self.bn(y)
+        return _activate(y, self.activation, 6.0)
+
+
+def _activate(y: torch.Tensor, activation: str, limit6: float) -> torch.Tensor:
+    if activation == "relu":
+        return F.relu(y)
+    if activation == "relu6":
+        return torch.clamp(y, 0.0, limit6)
+    return y
+
+
+@dataclass(frozen=True)
+class LayerRanges:
+    """Largest magnitudes seen per layer: folded weights and (pre-quantisation) outputs."""
+
+    weight_max: tuple[float | None, ...]
+    out_max: tuple[float | None, ...]
+
+
+class DetectionNet(nn.Module):
+    """The network of ``design`` (see the module docstring for its three forms)."""
+
+    def __init__(self, design: Design, batch_norm: bool = True):
+        super().__init__()
+        self.design = design
+        net = design.network
+        layers = net.layers
+        last = len(layers) - 1
+        units = []
+        for i, (lay, s) in enumerate(zip(layers, net.shapes())):
+            if lay.is_conv:
+                units.append(ConvUnit(lay, s, batch_norm and i != last))
+            else:
+                units.append(nn.MaxPool2d(2, 2))
+        self.units = nn.ModuleList(units)
+        self.quantized = False
+
+    # --- design ------------------------------------------------------------------
+    @property
+    def network(self) -> Network:
+        return self.design.network
+
+    @property
+    def rounding(self) -> Rounding:
+        return self.design.overlay.rounding_mode
+
+    @property
+    def folded(self) -> bool:
+        return all(u.bn is None for u in self.units if isinstance(u, ConvUnit))
+
+    def set_design(self, design: Design) -> None:
+        """Use ``design``'s formats from now on (the same structure: e.g. calibrated)."""
+        if [(lay.type, s) for lay, s in zip(design.network.layers, design.network.shapes())] \
+                != [(lay.type, s) for lay, s in zip(self.network.layers, self.network.shapes())]:
+            raise ValueError("set_design needs a design of the same structure")
+        self.design = design
+
+    # --- running -----------------------------------------------------------------
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)[0]
+
+    def run(self, x: torch.Tensor, keep: bool = False) -> tuple[torch.Tensor, list]:
+        """The output and (with ``keep``) every layer's output, in order."""
+        outs = []
+        if not self.quantized:
+            for u in self.units:
+                x = u.float_forward(x) if isinstance(u, ConvUnit) else u(x)
+                if keep:
+                    outs.append(x)
+            return x, outs
+        if not self.folded:
+            raise RuntimeError("fold the batch norms (fold_batch_norm) before running quantised")
+        from .quant import fake_quant
+        ov = self.design.overlay
+        r, narrow = self.rounding, ov.narrow_range
+        x = fake_quant(x, self.network.input_format, r, False)
+        for u, (fin, wf, fout) in zip(self.units, self.network.formats()):
+            if isinstance(u, ConvUnit):
+                af = acc_frac(fin, wf)
+                w = fake_quant(u.conv.weight, wf, r, narrow)
+                b = fake_quant(u.conv.bias, bias_format(fin, wf, ov.bias_bits), r, False)
+                y = F.conv2d(x, w, b, u.stride, u.padding, 1, u.groups)
+                y = _activate(y, u.activation, relu6_limit(af) * 2.0 ** -af)
+                x = fake_quant(y, fout, r, narrow)
+            else:
+                x = u(x)
+            if keep:
+                outs.append(x)
+        return x, outs
+
+    # --- batch norm --------------------------------------------------------------
+    @torch.no_grad()
+    def fold_batch_norm(self) -> None:
+        """Fold every batch norm (its running statistics) into its convolution, in place."""
+        for u in self.units:
+            if not isinstance(u, ConvUnit) or u.bn is None:
+                continue
+            bn = u.bn
+            w = u.conv.weight.detach().double().cpu().numpy()
+            b = None if u.conv.bias is None else u.conv.bias.detach().double().cpu().numpy()
+            wf, bf = fold_batch_norm(w, b, bn.weight.detach().double().cpu().numpy(),
+                                     bn.bias.detach().double().cpu().numpy(),
+                                     bn.running_mean.double().cpu().numpy(),
+                                     bn.running_var.double().cpu().numpy(), bn.eps)
+            dtype, dev = u.conv.weight.dtype, u.conv.weight.device
+            conv = nn.Conv2d(u.conv.in_channels, u.conv.out_channels, u.conv.kernel_size,
+                             stride=u.conv.stride, padding=u.conv.padding,
+                             groups=u.conv.groups, bias=True).to(dev, dtype)
+            conv.weight.copy_(torch.from_numpy(wf))
+            conv.bias.copy_(torch.from_numpy(bf))
+            u.conv = conv
+            u.bn = None
+
+    # --- calibration ---------------------------------------------------------------
+    @torch.no_grad()
+    def observe_ranges(self, batches) -> LayerRanges:
+        """Max-abs of every conv's (folded) weights and of every layer's output (float run)."""
+        if not self.folded:
+            raise RuntimeError("fold the batch norms before calibrating")
+        was_q, self.quantized = self.quantized, False
+        out_max = [0.0] * len(self.units)
+        try:
+            for xb in batches:
+                _, outs = self.run(xb, keep=True)
+                for i, o in enumerate(outs):
+                    out_max[i] = max(out_max[i], float(o.abs().max()))
+        finally:
+            self.quantized = was_q
+        wmax = [float(u.conv.weight.detach().abs().max()) if isinstance(u, ConvUnit) else None
+                for u in self.units]
+        omax = [m if isinstance(u, ConvUnit) else None for u, m in zip(self.units, out_max)]
+        return LayerRanges(tuple(wmax), tuple(omax))
+
+
+def build_model(design: Design, batch_norm: bool = True) -> DetectionNet:
+    """The torch network of a design point (float, batch norm while training)."""
+    return DetectionNet(design, batch_norm=batch_norm)
+
+
+def calibrate_formats(network: Network, ranges: LayerRanges) -> Network:
+    """A copy of ``network`` whose every conv has the power-of-two scaling its observed
+    ranges need (:func:`pynq_codesign.fixedpoint.int_bits_for`), bit widths unchanged."""
+    wfs: list[FixedFormat | None] = []
+    ofs: list[FixedFormat | None] = []
+    for (fin, wf, fout), wm, om in zip(network.formats(), ranges.weight_max, ranges.out_max):
+        if wf is None:
+            wfs.append(None)
+            ofs.append(None)
+            continue
+        wfs.append(FixedFormat(wf.bits, int_bits_for(wm, wf.bits, True), True))
+        ofs.append(FixedFormat(fout.bits, int_bits_for(om, fout.bits, True), True))
+    return network.with_formats(wfs, ofs)
+
+
+@torch.no_grad()
+def integer_params(model: DetectionNet) -> list[LayerParams | None]:
+    """Integer weights (natural order) and biases (accumulator scale) of a folded model,
+    quantised with :func:`pynq_codesign.fixedpoint.quantize` (float64): what the
+    accelerator reads, and exactly what the quantised network computes with."""
+    if not model.folded:
+        raise RuntimeError("fold the batch norms before extracting integer parameters")
+    ov = model.design.overlay
+    r = model.rounding
+    out: list[LayerParams | None] = []
+    for u, lay, s, (fin, wf, _) in zip(model.units, model.network.layers,
+                                       model.network.shapes(), model.network.formats()):
+        if not isinstance(u, ConvUnit):
+            out.append(None)
+            continue
+        w = u.conv.weight.detach().cpu().double().numpy()
+        b = u.conv.bias.detach().cpu().double().numpy()
+        wq = quantize(w, wf, r, ov.narrow_range).reshape(weight_shape(lay.type, s.in_c, s.out_c))
+        bq = quantize(b, bias_format(fin, wf, ov.bias_bits), r, False)
+        out.append(LayerParams(np.ascontiguousarray(wq), bq))
+    return out
