@@ -1,0 +1,298 @@
+"""The simulated board's timing: a discrete-event model of the row-band pipeline.
+
+This is the simulated board's *own* account of time, written from how the hardware runs
+(DESIGN.md 2) and independent of the host's closed-form estimate: it shares nothing with
+``host_search`` but the device profile. What it models, per engine pass:
+
+* **Prologue**: ap_start, the pass descriptor read over the ``m_axi`` port, then each
+  convolution's weights and biases loaded over ``m_axi`` in bursts (each burst pays a DDR
+  round trip) before the first band streams.
+* **Row bands**: the input map arrives as 64-bit beats from the MM2S DMA in bursts of 16
+  beats with idle cycles between bursts, throttled by the DDR's efficient bandwidth
+  (shared between the read and the write stream in proportion to their bytes). Each stage
+  of the chain (dw / pw / conv3 / pool, on its slot) processes a band in
+  ``pixels x ceil(channels / PE) x ceil(in_channels / SIMD)`` cycles plus its pipeline
+  depth and a per-row loop overhead; a 3x3 stage needs one halo row of the next band.
+  Band memories are double-buffered: a stage cannot start band ``b`` before its consumer
+  has finished band ``b - 2`` (FIFO back-pressure), and the DMA cannot run more than two
+  bands ahead of the first stage. The S2MM DMA writes each output band when the last stage
+  has produced it. DDR refreshes and CPU traffic stall a burst now and then.
+* **Epilogue**: the core goes idle when the last stage drains; the receive channel is idle
+  when the last beat is in DDR.
+
+Driver calls (register writes and reads, ``transfer()`` with its cache flush, poll loops)
+cost CPU time on the board's ARM and advance the simulated clock too.
+
+Every simulated board draws hidden physical parameters (:class:`_Physics`) from its seed,
+within ranges typical of a PYNQ-Z1; they stay private to the simulated board: only
+measurements reveal them.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from ...design import Overlay
+from ...devices import Device
+from ...wire import BEAT_BYTES, HEADER_WORDS, LAYER_TYPE_ID, LAYER_WORDS, padded_channels
+
+_KIND = {v: k for k, v in LAYER_TYPE_ID.items()}
+
+#: Beats per AXI burst of the DMA on the HP port (the AXI DMA's default max burst).
+DMA_BURST_BEATS = 16
+#: Beats per m_axi burst of the weight port (HLS ``max_read_burst_length`` default).
+MAXI_BURST_BEATS = 16
+#: Pipeline depth (cycles from first input to first output) of each stage kind.
+STAGE_DEPTH_CYCLES = {"dw": 14, "pw": 10, "conv3": 18, "pool": 3}
+#: Loop exit / re-entry cycles per row of a band in each stage.
+ROW_OVERHEAD_CYCLES = 3
+#: Cycles from ap_start until the core issues its first m_axi read.
+START_CYCLES = 8
+#: Nominal ratio of the board CPU's (Cortex-A9, 650 MHz) time to this host's time for the
+#: same Python/numpy/OpenCV work; each simulated board draws its own within +-25 %.
+CPU_SLOWDOWN_NOMINAL = 12.0
+
+
+@dataclass(frozen=True)
+class _Physics:
+    """A board's hidden physical parameters (private to the simulated board)."""
+
+    ddr_efficiency: float        # share of the DDR peak that long HP streams reach
+    dma_setup_s: float           # from a transfer's length write to its first beat
+    burst_gap_cycles: int        # idle fabric cycles between two 16-beat bursts
+    mem_latency_cycles: int      # m_axi read round trip (address to first data)
+    stall_prob: float            # chance that a band's transfer hits a refresh / CPU burst
+    stall_mean_cycles: float     # mean length of such a stall
+    clock_ppm: float             # PLL output vs nominal fabric clock
+    reg_write_s: float           # one MMIO write from Python on the ARM
+    reg_read_s: float            # one MMIO read
+    dma_call_s: float            # one DMA channel transfer() call (MMIO writes + checks)
+    cache_bytes_per_s: float     # cache flush / invalidate throughput
+    poll_s: float                # one iteration of a Python poll loop
+    cpu_slowdown: float          # board CPU time / host CPU time for the same code
+    static_scale: float          # the board's static power vs the profile's typical figure
+    pl_w_per_gmacs: float        # fabric dynamic power per 10^9 MAC/s
+    ddr_w_per_gbps: float        # DDR + HP port power per GB/s moved
+
+
+def _draw_physics(seed: int) -> _Physics:
+    """A board's hidden parameters from its seed (realistic ranges for a PYNQ-Z1)."""
+    r = np.random.default_rng([0x5EED, int(seed) & 0xFFFFFFFF])
+    u = lambda lo, hi: float(r.uniform(lo, hi))  # noqa: E731
+    return _Physics(
+        ddr_efficiency=u(0.55, 0.82), dma_setup_s=u(0.8e-6, 3.5e-6),
+        burst_gap_cycles=int(r.integers(1, 7)), mem_latency_cycles=int(r.integers(22, 48)),
+        stall_prob=u(0.01, 0.08), stall_mean_cycles=u(60, 400), clock_ppm=u(-250, 250),
+        reg_write_s=u(2.5e-6, 7e-6), reg_read_s=u(2.5e-6, 7e-6), dma_call_s=u(30e-6, 90e-6),
+        cache_bytes_per_s=u(0.5e9, 1.4e9), poll_s=u(4e-6, 12e-6),
+        cpu_slowdown=CPU_SLOWDOWN_NOMINAL * u(0.75, 1.25), static_scale=u(0.85, 1.15),
+        pl_w_per_gmacs=u(0.25, 0.45), ddr_w_per_gbps=u(0.35, 0.6))
+
+
+@dataclass
+class PassTimeline:
+    """When one pass's events happen (absolute simulated seconds) and what it did."""
+
+    core_start: float
+    core_idle: float
+    send_idle: float
+    recv_idle: float
+    weights_s: float             # prologue: descriptor and weight loads
+    macs: int
+    bytes_moved: int
+    stall_s: float = 0.0
+    stages: list[str] = field(default_factory=list)
+
+
+def _band_rows(total: int, nb: int) -> list[int]:
+    """Rows of a map of ``total`` rows in each of ``nb`` bands (proportional split)."""
+    edges = [(b * total) // nb for b in range(nb + 1)]
+    return [edges[b + 1] - edges[b] for b in range(nb)]
+
+
+def _stage_cycles(kind: str, e: dict, rows_in: int, rows_out: int, ov: Overlay,
+                  lanes: int) -> tuple[int, int]:
+    """(cycles, MACs) of one stage on one band: ``rows_in`` input rows -> ``rows_out``."""
+    st = ov.stages[e["slot"]]
+    in_pix, out_pix = rows_in * e["in_w"], rows_out * e["out_w"]
+    ic, oc = e["in_c"], e["out_c"]
+    depth = STAGE_DEPTH_CYCLES[kind] + ROW_OVERHEAD_CYCLES * max(rows_in, rows_out)
+    if kind == "dw":
+        cyc = max(out_pix * math.ceil(ic / st.pe), in_pix * math.ceil(ic / lanes))
+        macs = 9 * ic * out_pix
+    elif kind == "pw":
+        cyc = out_pix * math.ceil(oc / st.pe) * math.ceil(ic / st.simd)
+        macs = ic * oc * out_pix
+    elif kind == "conv3":
+        cyc = max(out_pix * math.ceil(oc / st.pe) * math.ceil(ic / st.simd),
+                  in_pix * math.ceil(ic / lanes))
+        macs = 9 * ic * oc * out_pix
+    else:  # pool: one beat of channels per cycle
+        cyc = in_pix * math.ceil(ic / lanes)
+        macs = 0
+    return cyc + depth, macs
+
+
+class TimingModel:
+    """The pass-level timing of one simulated board (device + overlay + hidden physics)."""
+
+    def __init__(self, device: Device, overlay: Overlay, physics: _Physics, seed: int):
+        self._dev = device
+        self._ov = overlay
+        self._ph = physics
+        self._rng = np.random.default_rng([0x57A11, int(seed) & 0xFFFFFFFF])
+        self.f_hz = overlay.clock_mhz * 1e6 * (1.0 + physics.clock_ppm * 1e-6)
+        # bytes per fabric cycle the DDR sustains for streaming, both directions together
+        self._ddr_bpc = device.ddr_peak_bytes_per_s * physics.ddr_efficiency / self.f_hz
+        self._port_bpc = device.axi_hp_width_bits / 8
+
+    # -- pieces ---------------------------------------------------------------------
+    def _stream_cycles(self, nbytes: int, share: float) -> float:
+        """Cycles to move ``nbytes`` as DMA bursts on one HP port with a DDR share."""
+        beats = nbytes / BEAT_BYTES
+        bursts = math.ceil(beats / DMA_BURST_BEATS)
+        port = beats + bursts * self._ph.burst_gap_cycles
+        ddr = nbytes / max(self._ddr_bpc * share, 1e-9)
+        return max(port, ddr)
+
+    def _maxi_cycles(self, nbytes: int) -> float:
+        beats = math.ceil(nbytes / BEAT_BYTES)
+        bursts = math.ceil(beats / MAXI_BURST_BEATS)
+        return max(beats + bursts * self._ph.mem_latency_cycles, nbytes / self._ddr_bpc)
+
+    def _stall(self) -> float:
+        if self._rng.random() < self._ph.stall_prob:
+            return float(self._rng.exponential(self._ph.stall_mean_cycles))
+        return 0.0
+
+    # -- a pass -----------------------------------------------------------------------
+    def run_pass(self, header: dict, entries: list[dict], t_send: float, t_recv: float,
+                 t_start: float, elem_bytes: int) -> PassTimeline:
+        """Event times of one pass: the send was issued at ``t_send``, the receive at
+        ``t_recv``, ap_start at ``t_start`` (simulated seconds)."""
+        ov, ph, f = self._ov, self._ph, self.f_hz
+        lanes = BEAT_BYTES // elem_bytes
+        fb = ov.feature_bits
+        cyc = lambda s: s * f  # noqa: E731   seconds -> cycles
+        # prologue: descriptor + weights over m_axi (before the first band streams)
+        desc_bytes = 4 * (HEADER_WORDS + LAYER_WORDS * len(entries))
+        wbytes = 0
+        wb = 1 if ov.weight_bits <= 8 else 2
+        for e in entries:
+            k = _KIND[e["type"]]
+            ic, oc = e["in_c"], e["out_c"]
+            n = {"dw": 9 * ic, "pw": ic * oc, "conv3": 9 * ic * oc}.get(k, 0)
+            if n:
+                wbytes += n * wb + 4 * oc
+        pro = START_CYCLES + self._maxi_cycles(desc_bytes) + (
+            self._maxi_cycles(wbytes) if wbytes else 0)
+        t0 = cyc(t_start) + pro
+        in_bytes_row = header["in_w"] * padded_channels(header["in_c"], fb) * elem_bytes
+        out_bytes_row = header["out_w"] * padded_channels(header["out_c"], fb) * elem_bytes
+        in_total, out_total = in_bytes_row * header["in_h"], out_bytes_row * header["out_h"]
+        share_in = in_total / max(in_total + out_total, 1)
+        nb = max(1, math.ceil(header["in_h"] / ov.band_rows))
+        in_rows = _band_rows(header["in_h"], nb)
+        out_rows = _band_rows(header["out_h"], nb)
+        S = len(entries)
+        st_in = [_band_rows(e["in_h"], nb) for e in entries]
+        st_out = [_band_rows(e["out_h"], nb) for e in entries]
+        kinds = [_KIND[e["type"]] for e in entries]
+        work = [[_stage_cycles(kinds[s], entries[s], st_in[s][b], st_out[s][b], ov, lanes)
+                 for b in range(nb)] for s in range(S)]
+        macs = sum(m for row in work for _, m in row)
+        in_done = [0.0] * nb
+        out_done = [0.0] * nb
+        end = [[0.0] * nb for _ in range(S)]
+        stall_total = 0.0
+        dma_in_ready = cyc(t_send + ph.dma_setup_s)
+        dma_out_ready = cyc(t_recv + ph.dma_setup_s)
+        for b in range(nb):
+            # MM2S: back-pressured by the first stage's double-buffered band memory
+            start = max(dma_in_ready if b == 0 else in_done[b - 1], t0,
+                        end[0][b - 2] if b >= 2 else 0.0)
+            st = self._stall()
+            stall_total += st
+            in_done[b] = start + self._stream_cycles(in_rows[b] * in_bytes_row, share_in) + st
+            for s in range(S):
+                if s == 0:
+                    ready = in_done[b]
+                    row_t = (in_done[b] - start) / max(in_rows[b], 1)
+                else:
+                    ready = end[s - 1][b]
+                    row_t = work[s - 1][b][0] / max(st_out[s - 1][b], 1)
+                if kinds[s] in ("dw", "conv3") and b + 1 < nb:
+                    ready += row_t          # the halo row of the next band
+                consumer_free = 0.0
+                if b >= 2:
+                    consumer_free = end[s + 1][b - 2] if s + 1 < S else out_done[b - 2]
+                begin = max(ready, end[s][b - 1] if b else 0.0, consumer_free)
+                end[s][b] = begin + work[s][b][0]
+            st = self._stall()
+            stall_total += st
+            ostart = max(end[S - 1][b], out_done[b - 1] if b else dma_out_ready)
+            out_done[b] = ostart + self._stream_cycles(out_rows[b] * out_bytes_row,
+                                                       1.0 - share_in) + st
+        core_idle = max(end[S - 1][-1], out_done[-1] - self._stream_cycles(
+            out_rows[-1] * out_bytes_row, 1.0 - share_in)) + 2
+        return PassTimeline(
+            core_start=t_start, core_idle=core_idle / f, send_idle=in_done[-1] / f,
+            recv_idle=out_done[-1] / f, weights_s=pro / f, macs=macs,
+            bytes_moved=in_total + out_total + wbytes + desc_bytes, stall_s=stall_total / f,
+            stages=kinds)
+
+    def probe(self, t_start: float) -> float:
+        """When the core is idle again after a probe (descriptor header read only)."""
+        return t_start + (START_CYCLES + self._maxi_cycles(4 * HEADER_WORDS) + 4) / self.f_hz
+
+    # -- the driver's CPU costs ---------------------------------------------------------
+    def reg_write(self) -> float:
+        return self._ph.reg_write_s
+
+    def reg_read(self) -> float:
+        return self._ph.reg_read_s
+
+    def dma_call(self, cache_bytes: int) -> float:
+        return self._ph.dma_call_s + cache_bytes / self._ph.cache_bytes_per_s
+
+    def cache_op(self, nbytes: int) -> float:
+        return nbytes / self._ph.cache_bytes_per_s
+
+    def poll_quantum(self) -> float:
+        """The extra time a poll loop spends after the event: half a poll on average."""
+        return float(self._rng.uniform(0.0, 1.0)) * self._ph.poll_s + self._ph.reg_read_s
+
+    def cpu_seconds(self, host_seconds: float) -> float:
+        """Board CPU time for work that took ``host_seconds`` on this host."""
+        return host_seconds * self._ph.cpu_slowdown
+
+    # -- power --------------------------------------------------------------------------
+    def power_w(self, accel_busy: float, macs_per_s: float, bytes_per_s: float,
+                cpu_busy: float) -> float:
+        """The board's true power for an activity (what a meter on it would read)."""
+        d = self._dev
+        return (d.static_board_w * self._ph.static_scale + d.pl_static_w
+                + d.ps_active_w * min(max(cpu_busy, 0.0), 1.0) * d.cpu_cores / 2
+                + self._ph.pl_w_per_gmacs * macs_per_s / 1e9
+                + self._ph.ddr_w_per_gbps * bytes_per_s / 1e9
+                + 0.05 * min(max(accel_busy, 0.0), 1.0))
+
+
+def frame_schedule(pre_s: list[float], accel_s: list[float], post_s: list[float],
+                   buffers: int = 2) -> tuple[list[float], list[float], list[float]]:
+    """When each frame's input starts, its accelerator work starts, and its result is done,
+    for the double-buffered pipeline: a reader thread pre-processes frame ``k`` into input
+    buffer ``k % buffers`` (free once frame ``k - buffers`` was run), a worker thread runs
+    the accelerator on it, then decodes and draws (``post``). Returns
+    ``(read_start, accel_start, done)`` in seconds from the first read."""
+    n = len(pre_s)
+    read_start, pre_end, acc_start, done = [0.0] * n, [0.0] * n, [0.0] * n, [0.0] * n
+    for k in range(n):
+        free = acc_start[k - buffers] + accel_s[k - buffers] if k >= buffers else 0.0
+        read_start[k] = max(pre_end[k - 1] if k else 0.0, free)
+        pre_end[k] = read_start[k] + pre_s[k]
+        acc_start[k] = max(pre_end[k], done[k - 1] if k else 0.0)
+        done[k] = acc_start[k] + accel_s[k] + post_s[k]
+    return read_start, acc_start, done
