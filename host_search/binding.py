@@ -1,0 +1,496 @@
+"""Multiplier and buffer binding of an overlay on a device: THE decision.
+
+The analytical QoS model (:mod:`host_search.qos_model`) counts DSPs, BRAM18s and LUTs
+from this binding, and the HLS header generator turns the very same records into
+``#pragma HLS BIND_OP`` / ``BIND_STORAGE`` / ``ARRAY_PARTITION`` / ``ARRAY_RESHAPE``
+directives, so the estimate and the synthesised accelerator make the same choices.
+Entry point: :func:`bind_overlay` ``(overlay, device) -> Binding``. Every counting rule
+is also available as a numpy-vectorised function (``dsp_per_mult``, ``bram18_count``,
+``pack_shift_ok``, :func:`buffer_geometry`) so the model can evaluate many design points
+at once with exactly the rules used here.
+
+Multipliers
+-----------
+Every multiplier of a stage computes ``weight x feature``, both signed, of the overlay's
+``weight_bits`` x ``feature_bits`` (a layer may use fewer bits; the datapath is built for
+the overlay's widths). Per stage one of three implementations (``mult_impl``):
+
+* ``"dsp"``: one product on ``dsp_per_mult`` DSP48 slices. A signed product fits one
+  slice when the wider operand fits the A port and the narrower one the B port
+  (DSP48E1: 25 x 18, DSP48E2: 27 x 18, from the device profile). Wider operands are
+  sliced: the wider one into a signed top slice of the A-port width plus unsigned slices
+  of ``B-port - 1`` bits below it, the narrower one into a signed B-port slice plus
+  unsigned slices of ``B-port - 1`` bits, one slice per pair of slices:
+  ``(1 + ceil((A - a)/(b - 1))) * (1 + ceil((B - b)/(b - 1)))``. This is the slicing of
+  yosys's ``mul2dsp`` (cross-checked by ``tests/test_yosys_crosscheck.py``); Vivado can
+  build some wide products from fewer slices (UG479 builds 35 x 25 from two), so the count
+  is conservative. The overlay schema limits operands to 18 x 16 bits, which always take
+  one slice; the wide rule serves the cross-check and future wider datapaths.
+* ``"fabric"``: LUTs, only for tiny products whose result has at most
+  :data:`FABRIC_MAX_PRODUCT_BITS` bits (e.g. 4 x 4); a DSP slice would be wasted there
+  (yosys's xc7 mapping also keeps products narrower than 9 bits in LUTs).
+* ``"dsp_packed"``: two products that share their feature operand in one slice
+  (``A = w_hi * 2**s + w_lo``, ``B = feature``; the low product is recovered from the
+  low ``s`` bits, the high one from ``P >> s`` plus the low product's sign). Legal only
+  when (see :func:`pack_shift_ok`): the stage has a shared operand (pw and conv3: one
+  input feature meets the weights of ``pe`` output channels; a dw stage has none) and
+  ``pe >= 2``; ``feature_bits <= b``; a shift ``s = weight_bits + feature_bits +
+  ceil(log2(n))`` (product width plus guard bits for the ``n`` products summed in the
+  DSP cascade: ``n = simd`` for pw, ``9 * simd`` for conv3) leaves ``s + weight_bits <= a`` (the A port / pre-adder width) and
+  ``s + weight_bits + feature_bits + ceil(log2(simd)) <= 48`` (the P register).
+  On the DSP48E1 a W11 x F8 product cannot be packed (11 + 8 + 11 > 25); W8 x F8 packs
+  only without cascade (simd = 1). Packing is applied by the ``"auto"`` policy only when
+  the unpacked design exceeds the device's DSP budget (it costs LUTs for the split and
+  the HLS code gets more intricate); ``"never"`` / ``"always"`` (where legal) force it.
+
+Buffers of the bundle engine
+----------------------------
+The engine (see :mod:`pynq_codesign.design` and :mod:`pynq_codesign.wire`) streams each
+pass's input map in row bands of ``band_rows`` rows; inside a pass the stages of the
+chain work on consecutive bands at once. ``R = band_rows``, ``E = max_row_elems``,
+``C = max_channels``, ``fb/wb/bb = feature/weight/bias bits``. Per chain stage ``k``
+(``s{k}`` in the names), in chain order, these buffers exist and nothing else:
+
+Line, band and row memories store ``lanes`` channels side by side in one word
+(``ARRAY_RESHAPE`` cyclic by channel, ``lanes`` = the larger of the producer's and the
+consumer's channels per cycle; the load writes one 64-bit beat of elements per cycle):
+
+* ``s{k}_line`` (dw, conv3): the stage's input memory, a *line buffer*: a ring of
+  ``2R + 2`` rows of ``E`` elements (the ``R + 2`` rows the 3x3 window reads for the
+  current band, halo included, and the ``R`` rows of the next band being filled), rounded
+  up to a multiple of 3 rows and banked by ``row mod 3`` (``banks = 3``) so that the
+  window reads its three rows in one cycle. ``depth = rows/3 * ceil(E/lanes)`` words of
+  ``lanes * fb`` bits. The ring is its own double buffer (``double_buffered`` is False,
+  the depth counts both parts).
+* ``s{k}_band`` (pw): the stage's input memory, a band of ``R`` rows of ``E`` elements,
+  ``depth = R * ceil(E/lanes)`` words of ``lanes * fb`` bits, double-buffered (the
+  previous stage or the load fills one half while this stage reads the other).
+* ``s{k}_rowbuf`` (pool): one row of horizontal pair maxima, ``ceil(E/2)`` elements,
+  ``lanes`` = one 64-bit beat of elements (the pool's rate); single.
+* ``s{k}_weights`` (dw, pw, conv3): the weights of one layer, loaded over ``m_axi`` at
+  the start of a pass: ``min(max_layer_weights, 9*C | C*C | 9*C*C)`` weights of ``wb``
+  bits. The parallel lanes read in one cycle (``9*pe`` for dw, ``pe*simd`` for pw,
+  ``9*pe*simd`` for conv3) are packed side by side into one wide word
+  (``ARRAY_RESHAPE``; ``lanes`` elements per word, ``banks = 1``), which uses BRAM by
+  the bit rather than one BRAM18 per lane. Single-buffered: a pass loads its weights
+  before it computes.
+* ``s{k}_bias`` (dw, pw, conv3): ``C`` biases of ``bias_bits``, partitioned cyclically
+  into ``pe`` banks (``ARRAY_PARTITION``, ``lanes = 1``); single.
+
+The first stage's input memory is filled by the load (the input DMA stream); the last
+stage writes the output stream (the store) directly. A bank of at most
+:data:`LUTRAM_MAX_BITS` bits is LUTRAM (``impl = "lutram"``), else BRAM with
+``bram18_count(depth, width)`` BRAM18 per bank (the best of the 16Kx1 ... 512x36
+simple-dual-port aspect ratios, at least one per bank), times two when double-buffered.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from pynq_codesign.design import Overlay
+from pynq_codesign.devices import Device, load_device
+from pynq_codesign.wire import BEAT_BITS, feature_elem_bytes
+
+MULT_IMPLS = ("dsp", "fabric", "dsp_packed")
+PACK_POLICIES = ("auto", "never", "always")
+
+#: products of at most this many result bits go to LUTs (BIND_OP impl=fabric)
+FABRIC_MAX_PRODUCT_BITS = 8
+#: banks of at most this many bits are LUTRAM (BIND_STORAGE impl=lutram)
+LUTRAM_MAX_BITS = 2048
+#: BRAM18 simple-dual-port aspect ratios (depth, width)
+BRAM18_SHAPES = ((16384, 1), (8192, 2), (4096, 4), (2048, 9), (1024, 18), (512, 36))
+#: the DSP48's P register (both DSP48E1 and DSP48E2)
+DSP_P_BITS = 48
+
+
+# ---------------------------------------------------------------------------
+# Counting rules (numpy-vectorised: scalars or arrays in, same shape out).
+# ---------------------------------------------------------------------------
+
+def _ceil_div(a: Any, b: Any) -> Any:
+    return -(-np.asarray(a, dtype=np.int64) // np.asarray(b, dtype=np.int64))
+
+
+def is_fabric_product(a_bits: Any, b_bits: Any) -> Any:
+    """True where a signed ``a_bits x b_bits`` product goes to LUTs."""
+    return np.asarray(a_bits) + np.asarray(b_bits) <= FABRIC_MAX_PRODUCT_BITS
+
+
+def dsp_per_mult(a_bits: Any, b_bits: Any, port_a: int, port_b: int) -> Any:
+    """DSP slices for one signed ``a_bits x b_bits`` product (0 where it goes to LUTs).
+
+    ``port_a`` / ``port_b``: the slice's signed multiplier ports (25/18 on DSP48E1,
+    27/18 on DSP48E2). See the module docstring for the slicing.
+    """
+    a = np.asarray(a_bits, dtype=np.int64)
+    b = np.asarray(b_bits, dtype=np.int64)
+    wide, narrow = np.maximum(a, b), np.minimum(a, b)
+    step = port_b - 1
+    na = 1 + _ceil_div(np.maximum(wide - port_a, 0), step)
+    nb = 1 + _ceil_div(np.maximum(narrow - port_b, 0), step)
+    n = na * nb
+    out = np.where(is_fabric_product(a, b), 0, n)
+    return out if out.ndim else int(out)
+
+
+def fabric_mult_luts(a_bits: Any, b_bits: Any) -> Any:
+    """LUT6s of a signed product in fabric (partial-product array on carry chains)."""
+    a = np.asarray(a_bits, dtype=np.int64)
+    b = np.asarray(b_bits, dtype=np.int64)
+    out = _ceil_div(a * b, 2) + a + b
+    return out if out.ndim else int(out)
+
+
+def guard_bits(simd: Any) -> Any:
+    """``ceil(log2(simd))``: bits a sum of ``simd`` products grows by."""
+    s = np.maximum(np.asarray(simd, dtype=np.int64), 1)
+    out = np.ceil(np.log2(s) - 1e-12).astype(np.int64)
+    return out if out.ndim else int(out)
+
+
+def pack_shift_ok(weight_bits: Any, feature_bits: Any, simd: Any,
+                  port_a: int, port_b: int) -> Any:
+    """True where two ``weight x feature`` products sharing the feature fit one DSP.
+
+    Arithmetic legality only (the stage must also have a shared operand, see
+    :func:`pack_legal`).
+    """
+    wb = np.asarray(weight_bits, dtype=np.int64)
+    fb = np.asarray(feature_bits, dtype=np.int64)
+    g = np.asarray(guard_bits(simd), dtype=np.int64)
+    s = wb + fb + g
+    ok = (fb <= port_b) & (s + wb <= port_a) & (s + wb + fb + g <= DSP_P_BITS)
+    return ok if ok.ndim else bool(ok)
+
+
+def cascade_len(kind: str, simd: Any) -> Any:
+    """Products one output lane sums per cycle in the DSP cascade (simd; 9*simd for
+    conv3): the guard bits of a packed DSP grow with it."""
+    return 9 * np.asarray(simd) if kind == "conv3" else simd
+
+
+def pack_legal(kind: str, pe: Any, simd: Any, weight_bits: Any, feature_bits: Any,
+               port_a: int, port_b: int) -> Any:
+    """True where a stage of ``kind`` may pack two products per DSP."""
+    if kind not in ("pw", "conv3"):
+        return np.zeros(np.broadcast(pe, weight_bits).shape, dtype=bool) \
+            if np.ndim(pe) or np.ndim(weight_bits) else False
+    ok = (np.asarray(pe) >= 2) & np.asarray(pack_shift_ok(weight_bits, feature_bits, simd,
+                                                          port_a, port_b)) \
+        & ~np.asarray(is_fabric_product(weight_bits, feature_bits))
+    return ok if ok.ndim else bool(ok)
+
+
+def pack_luts(pe: Any, simd: Any, weight_bits: Any, feature_bits: Any) -> Any:
+    """LUTs that split packed results: per packed pair of output lanes, the sign
+    correction of the high product (an adder over the low result's width plus guard
+    bits)."""
+    pairs = _ceil_div(pe, 2)
+    width = np.asarray(weight_bits) + np.asarray(feature_bits) + guard_bits(simd)
+    out = pairs * width
+    return out if np.ndim(out) else int(out)
+
+
+def bram18_count(depth: Any, width: Any) -> Any:
+    """BRAM18s for one memory of ``depth`` words of ``width`` bits (>= 1; 0 for empty)."""
+    d = np.asarray(depth, dtype=np.int64)
+    w = np.asarray(width, dtype=np.int64)
+    best = None
+    for sd, sw in BRAM18_SHAPES:
+        n = _ceil_div(d, sd) * _ceil_div(w, sw)
+        best = n if best is None else np.minimum(best, n)
+    out = np.where((d > 0) & (w > 0), np.maximum(best, 1), 0)
+    return out if out.ndim else int(out)
+
+
+def lutram_luts(depth: Any, width: Any) -> Any:
+    """LUT6s of a simple-dual-port LUTRAM (RAM32M: 32 x 6, RAM64M: 64 x 3, 4 LUTs each),
+    plus the read multiplexer beyond 64 words."""
+    d = np.asarray(depth, dtype=np.int64)
+    w = np.asarray(width, dtype=np.int64)
+    cells = np.where(d <= 32, _ceil_div(w, 6), _ceil_div(d, 64) * _ceil_div(w, 3))
+    mux = np.where(d > 64, w * (_ceil_div(d, 64) - 1), 0)
+    out = np.where((d > 0) & (w > 0), 4 * cells + mux, 0)
+    return out if out.ndim else int(out)
+
+
+def is_lutram(depth: Any, width: Any) -> Any:
+    """True where a bank of ``depth x width`` is LUTRAM rather than BRAM."""
+    out = np.asarray(depth, dtype=np.int64) * np.asarray(width, dtype=np.int64) \
+        <= LUTRAM_MAX_BITS
+    return out if out.ndim else bool(out)
+
+
+def pool_lanes(feature_bits: Any) -> Any:
+    """Elements a pool stage handles per cycle: one 64-bit beat of feature elements."""
+    fb = np.asarray(feature_bits, dtype=np.int64)
+    out = BEAT_BITS // np.where(fb <= 8, 8, 16)
+    return out if out.ndim else int(out)
+
+
+def load_lanes(feature_bits: Any) -> Any:
+    """Elements the load (input DMA stream) writes per cycle: one beat."""
+    return pool_lanes(feature_bits)
+
+
+def stage_in_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
+    """Channels a stage reads from its input memory per cycle."""
+    return {"dw": pe, "pw": simd, "conv3": simd}.get(kind, None) \
+        if kind != "pool" else pool_lanes(feature_bits)
+
+
+def stage_out_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
+    """Channels a stage writes per cycle."""
+    return pe if kind != "pool" else pool_lanes(feature_bits)
+
+
+def stage_weight_lanes(kind: str, pe: Any, simd: Any) -> Any:
+    """Weights a stage reads per cycle (= its multipliers)."""
+    return {"dw": 9 * np.asarray(pe), "pw": np.asarray(pe) * np.asarray(simd),
+            "conv3": 9 * np.asarray(pe) * np.asarray(simd)}[kind]
+
+
+def max_weights_of(kind: str, max_channels: Any, max_layer_weights: Any) -> Any:
+    """Weights one layer of ``kind`` can have on this overlay."""
+    c = np.asarray(max_channels, dtype=np.int64)
+    cap = {"dw": 9 * c, "pw": c * c, "conv3": 9 * c * c}[kind]
+    return np.minimum(np.asarray(max_layer_weights, dtype=np.int64), cap)
+
+
+# ---------------------------------------------------------------------------
+# Buffer geometry (vectorised): the one place the engine's buffers are listed.
+# ---------------------------------------------------------------------------
+
+@dataclass
+class BufferGeometry:
+    """One buffer, fields scalars or arrays over design points."""
+
+    name: str
+    role: str              # "line" | "band" | "rowbuf" | "weights" | "bias"
+    stage: int
+    depth: Any             # words per bank
+    width: Any             # bits per word
+    banks: Any
+    lanes: Any             # elements packed into one word (ARRAY_RESHAPE factor)
+    double_buffered: bool
+
+
+def buffer_geometry(stage_kinds: tuple[str, ...], pe: list[Any], simd: list[Any],
+                    band_rows: Any, max_row_elems: Any, max_channels: Any,
+                    max_layer_weights: Any, weight_bits: Any, feature_bits: Any,
+                    bias_bits: Any) -> list[BufferGeometry]:
+    """Every buffer of an engine with the stage chain ``stage_kinds``.
+
+    ``pe[k]`` / ``simd[k]`` are the parallelism of stage ``k`` (scalars or arrays);
+    the other arguments are overlay fields (scalars or arrays of the same length).
+    """
+    R = np.asarray(band_rows, dtype=np.int64)
+    E = np.asarray(max_row_elems, dtype=np.int64)
+    out: list[BufferGeometry] = []
+    prev_out = load_lanes(feature_bits)
+    for k, kind in enumerate(stage_kinds):
+        p, s = pe[k], simd[k]
+        cons = stage_in_lanes(kind, p, s, feature_bits)
+        lanes = np.maximum(prev_out, cons)
+        if kind in ("dw", "conv3"):
+            rows = 3 * _ceil_div(2 * R + 2, 3)          # ring: R + 2 read, R written
+            out.append(BufferGeometry(f"s{k}_line", "line", k,
+                                      _ceil_div(rows, 3) * _ceil_div(E, lanes),
+                                      lanes * np.asarray(feature_bits), 3, lanes, False))
+        elif kind == "pw":
+            out.append(BufferGeometry(f"s{k}_band", "band", k, R * _ceil_div(E, lanes),
+                                      lanes * np.asarray(feature_bits), 1, lanes, True))
+        else:   # pool
+            pl = pool_lanes(feature_bits)
+            out.append(BufferGeometry(f"s{k}_rowbuf", "rowbuf", k,
+                                      _ceil_div(_ceil_div(E, 2), pl),
+                                      pl * np.asarray(feature_bits), 1, pl, False))
+        if kind != "pool":
+            wl = stage_weight_lanes(kind, p, s)
+            nw = max_weights_of(kind, max_channels, max_layer_weights)
+            out.append(BufferGeometry(f"s{k}_weights", "weights", k, _ceil_div(nw, wl),
+                                      wl * np.asarray(weight_bits), 1, wl, False))
+            out.append(BufferGeometry(f"s{k}_bias", "bias", k,
+                                      _ceil_div(max_channels, p), bias_bits, p, 1, False))
+        prev_out = stage_out_lanes(kind, p, s, feature_bits)
+    return out
+
+
+def buffer_cost(g: BufferGeometry) -> tuple[Any, Any, Any]:
+    """(is_lutram, bram18, lutram_luts) of a buffer in total (all banks, both halves)."""
+    copies = 2 if g.double_buffered else 1
+    lut = is_lutram(g.depth, g.width)
+    per_bank_bram = bram18_count(g.depth, g.width)
+    banks = np.asarray(g.banks, dtype=np.int64)
+    bram = np.where(lut, 0, per_bank_bram * banks * copies)
+    luts = np.where(lut, lutram_luts(g.depth, g.width) * banks * copies, 0)
+    return lut, bram, luts
+
+
+# ---------------------------------------------------------------------------
+# The scalar API the HLS generator and the model's scalar path use.
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class MultBinding:
+    """How the multipliers of one stage are bound."""
+
+    stage: int
+    kind: str
+    weight_bits: int
+    feature_bits: int
+    signed: bool
+    multipliers: int          # products per cycle
+    mult_impl: str            # "dsp" | "fabric" | "dsp_packed"
+    dsp_per_mult: int         # slices per product when unpacked (0 in fabric)
+    products_per_dsp: int     # 2 when packed, else 1
+    dsp: int                  # slices of the stage
+    lut: int                  # fabric multiplier or packing-split LUTs
+    pack_legal: bool
+    reason: str               # why this implementation, for people
+
+    @property
+    def bind_op_impl(self) -> str:
+        """The ``impl`` of ``#pragma HLS BIND_OP op=mul``."""
+        return "fabric" if self.mult_impl == "fabric" else "dsp"
+
+
+@dataclass(frozen=True)
+class BufferBinding:
+    """How one buffer is stored. ``depth`` words of ``width`` bits *per bank*."""
+
+    name: str
+    role: str
+    stage: int
+    depth: int
+    width: int
+    banks: int
+    lanes: int                # elements per word (ARRAY_RESHAPE factor; 1 = none)
+    double_buffered: bool
+    impl: str                 # "bram" | "lutram"
+    bram18: int               # total, all banks, both halves
+    lutram_luts: int
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width * self.banks * (2 if self.double_buffered else 1)
+
+
+@dataclass(frozen=True)
+class Binding:
+    """All binding decisions of one overlay on one device."""
+
+    device: str
+    dsp_kind: str
+    pack_policy: str
+    mults: tuple[MultBinding, ...]
+    buffers: tuple[BufferBinding, ...]
+
+    @property
+    def dsp(self) -> int:
+        return sum(m.dsp for m in self.mults)
+
+    @property
+    def bram18(self) -> int:
+        return sum(b.bram18 for b in self.buffers)
+
+    @property
+    def lutram_luts(self) -> int:
+        return sum(b.lutram_luts for b in self.buffers)
+
+    @property
+    def mult_luts(self) -> int:
+        return sum(m.lut for m in self.mults)
+
+    def stage(self, k: int) -> MultBinding:
+        return next(m for m in self.mults if m.stage == k)
+
+    def buffer(self, name: str) -> BufferBinding:
+        return next(b for b in self.buffers if b.name == name)
+
+    def to_dict(self) -> dict:
+        from dataclasses import asdict
+        return {"device": self.device, "dsp_kind": self.dsp_kind,
+                "pack_policy": self.pack_policy, "dsp": self.dsp, "bram18": self.bram18,
+                "mults": [asdict(m) for m in self.mults],
+                "buffers": [asdict(b) for b in self.buffers]}
+
+
+def stage_dsp(kind: str, multipliers: Any, packed: Any, dpm: Any) -> Any:
+    """DSPs of a stage: ``multipliers * dsp_per_mult``, halved (per pair) when packed."""
+    m = np.asarray(multipliers, dtype=np.int64)
+    out = np.where(packed, _ceil_div(m, 2), m * np.asarray(dpm, dtype=np.int64))
+    return out if out.ndim else int(out)
+
+
+def choose_packing(policy: str, legal: list[Any], unpacked_dsp: list[Any],
+                   budget: int) -> list[Any]:
+    """Per stage: packed or not. ``auto`` packs every legal stage only where the
+    unpacked total exceeds ``budget`` (vectorised over design points)."""
+    if policy not in PACK_POLICIES:
+        raise ValueError(f"pack policy must be one of {', '.join(PACK_POLICIES)}, "
+                         f"got {policy!r}")
+    if policy == "never":
+        return [np.zeros_like(np.asarray(lg), dtype=bool) for lg in legal]
+    if policy == "always":
+        return [np.asarray(lg, dtype=bool) for lg in legal]
+    total = sum(np.asarray(d, dtype=np.int64) for d in unpacked_dsp)
+    over = total > budget
+    return [np.asarray(lg, dtype=bool) & over for lg in legal]
+
+
+def bind_overlay(overlay: Overlay, device: Device | str | None = None,
+                 pack: str = "auto") -> Binding:
+    """The binding of ``overlay`` on ``device`` (by default the overlay's own device)."""
+    dev = load_device(device) if isinstance(device, str) else \
+        (device or load_device(overlay.device))
+    wb, fb = overlay.weight_bits, overlay.feature_bits
+    pa, pb = dev.dsp_mult_a, dev.dsp_mult_b
+    kinds = overlay.stage_kinds
+    legal, unpacked, dpms = [], [], []
+    for st in overlay.stages:
+        dpm = dsp_per_mult(wb, fb, pa, pb) if st.kind != "pool" else 0
+        dpms.append(dpm)
+        unpacked.append(st.multipliers * dpm)
+        legal.append(bool(pack_legal(st.kind, st.pe, cascade_len(st.kind, st.simd), wb, fb,
+                                     pa, pb))
+                     if st.kind != "pool" else False)
+    packed = choose_packing(pack, legal, unpacked, dev.dsp)
+    mults = []
+    for k, st in enumerate(overlay.stages):
+        if st.kind == "pool":
+            continue
+        pk = bool(packed[k])
+        if is_fabric_product(wb, fb):
+            impl, dsp, lut = "fabric", 0, st.multipliers * fabric_mult_luts(wb, fb)
+            why = (f"{wb}x{fb} gives at most {wb + fb} bits "
+                   f"(<= {FABRIC_MAX_PRODUCT_BITS}): LUTs")
+        elif pk:
+            impl = "dsp_packed"
+            dsp = stage_dsp(st.kind, st.multipliers, True, dpms[k])
+            lut = pack_luts(st.pe, cascade_len(st.kind, st.simd), wb, fb)
+            why = f"two products sharing a feature per {dev.dsp_kind} (over the DSP budget)"
+        else:
+            impl, dsp, lut = "dsp", stage_dsp(st.kind, st.multipliers, False, dpms[k]), 0
+            why = f"{wb}x{fb} signed on {dpms[k]} {dev.dsp_kind} ({pa}x{pb})"
+            if not legal[k] and st.kind in ("pw", "conv3") and pack != "never":
+                why += "; packing two per DSP is not legal here"
+        mults.append(MultBinding(k, st.kind, wb, fb, True, st.multipliers, impl,
+                                 int(dpms[k]), 2 if impl == "dsp_packed" else 1, int(dsp),
+                                 int(lut), bool(legal[k]), why))
+    geo = buffer_geometry(kinds, [s.pe for s in overlay.stages],
+                          [s.simd for s in overlay.stages], overlay.band_rows,
+                          overlay.max_row_elems, overlay.max_channels,
+                          overlay.max_layer_weights, wb, fb, overlay.bias_bits)
+    bufs = []
+    for g in geo:
+        lut, bram, luts = buffer_cost(g)
+        bufs.append(BufferBinding(g.name, g.role, g.stage, int(g.depth), int(g.width),
+                                  int(g.banks), int(g.lanes), g.double_buffered,
+                                  "lutram" if bool(lut) else "bram", int(bram), int(luts)))
+    return Binding(dev.name, dev.dsp_kind, pack, tuple(mults), tuple(bufs))
