@@ -320,6 +320,16 @@ class SimPlatform(Platform):
         :data:`~.timing.CPU_SLOWDOWN_NOMINAL`; each simulated board differs)."""
         return self._need_loaded().cpu_seconds(host_seconds)
 
+    def sensor_power_w(self, activity) -> float | None:
+        """What the simulated board's own power sensors read for ``activity`` (a
+        :class:`pynq_codesign.power.Activity`); None for a device without sensors (the
+        PYNQ-Z1 has none)."""
+        tm = self._need_loaded()
+        if not load_device(self._ov.device).has_power_sensors:
+            return None
+        return tm.power_w(activity.accel_busy, activity.macs_per_s, activity.bytes_per_s,
+                          activity.cpu_busy)
+
     def describe(self) -> str:
         ov = self._ov
         return (f"simulated board (seed {self._seed}"
