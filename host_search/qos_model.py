@@ -1,0 +1,601 @@
+"""The analytical QoS model: closed-form latency, resources and power of design points.
+
+It estimates what the bundle engine (one engine computes every bundle in turn, its
+stages pipelined over row bands inside a pass) does on a device, for many design points
+at once: numpy arrays over design points (struct-of-arrays, :class:`DesignBatch`) of a
+fixed *topology* (:class:`Topology`: layer kinds and strides, bundles, the engine's
+stage chain, the device). Everything numeric may vary per point: input size, channel
+widths, bit widths, parallelism (``pe``/``simd``), clock, band rows, buffer sizes.
+:func:`estimate_batch` gives arrays (:class:`BatchEstimate`); :func:`estimate` wraps it
+for one :class:`~pynq_codesign.design.Design` and returns a
+:class:`~pynq_codesign.qos.QoSRecord` labelled ``estimated``.
+
+What it counts (``docs/qos-model.md`` explains it for people):
+
+* **Latency** per pass (:func:`pynq_codesign.design.plan_passes`) and per row band:
+  the load (input DMA stream), every stage's compute and the store (output stream) of a
+  band form a pipeline with double-buffered band memories, so a pass takes
+  ``fill + (bands - 1) * slowest + drain``; the load and store share the DDR bandwidth
+  (device DDR peak x :attr:`ModelConstants.ddr_efficiency`, each direction capped by the
+  64-bit stream at the fabric clock). Before its bands, a pass loads its weights over
+  ``m_axi`` (not overlapped; bursts with a latency each) and pays the driver's start-up
+  and the DMA set-up. Stage compute cycles fold the layer over the stage's lanes with a
+  ceiling per fold: dw ``ceil(C/pe)``, pw/conv3 ``ceil(IC/simd) * ceil(OC/pe)`` per
+  output pixel, pool one beat of elements per cycle; plus per-row and per-band loop
+  overheads and a pipeline depth per stage.
+* **Resources** from :mod:`host_search.binding` (DSPs per multiplier, BRAM18 per
+  buffer) plus LUT/FF for adder trees, requantisation, memory banks and control.
+* **Power**: board static + PS + PL static (device profile) + fabric dynamic from
+  resources x clock x activity (busy fraction of the datapath) + DDR traffic.
+
+The model's constants live in :class:`ModelConstants`; the later calibration against
+measured QoS replaces them (``ModelConstants.from_dict``), nothing else. This model
+shares no code or constants with the simulated board (``pynq_codesign.platform.sim``)
+beyond the device profile: the closed loop must not calibrate a model against itself.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass, field, fields, replace
+from typing import Any, Callable
+
+import numpy as np
+
+from pynq_codesign.design import (Design, LayerShape, Network, Overlay, Pass, Stage,
+                                  check_fits, layer_macs, layer_weights, plan_passes)
+from pynq_codesign.devices import Device, load_device
+from pynq_codesign.errors import CodesignError
+from pynq_codesign.fixedpoint import container_bytes
+from pynq_codesign.qos import BundleQoS, QoSRecord
+from pynq_codesign.wire import BEAT_BYTES, feature_elem_bytes
+
+from . import binding as bd
+
+RESOURCES = ("dsp", "bram18", "lut", "ff")
+
+
+class ModelError(CodesignError, ValueError):
+    """Design points the model cannot evaluate (inconsistent shapes, unknown device)."""
+
+
+# ---------------------------------------------------------------------------
+# Constants: the one place calibration changes.
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class ModelConstants:
+    """Every constant of the model. A calibration overrides fields (``with_``)."""
+
+    # memory system
+    ddr_efficiency: float = 0.70          # sustained share of DDR peak for long bursts
+    dma_setup_us: float = 10.0            # per DMA transfer pair (descriptors, first beat)
+    maxi_burst_beats: int = 256           # m_axi burst length for weights
+    maxi_burst_gap_cycles: int = 30       # per weight burst: address + DDR latency
+    pass_overhead_us: float = 40.0        # driver per pass: registers, ap_start, idle poll
+    frame_overhead_us: float = 100.0      # driver per frame: cache flush / invalidate
+    # datapath
+    stage_depth_cycles: int = 30          # pipeline fill / drain of one stage per band
+    band_overhead_cycles: int = 20        # per band and stage: loop entry, buffer swap
+    row_overhead_cycles: int = 3          # per row and stage: inner loop re-entry
+    # resources: LUT / FF
+    lut_control: int = 4500               # AXI-Lite, m_axi, two AXIS, descriptor FSM
+    ff_control: int = 6500
+    lut_per_stage: int = 350              # loop control, counters of one stage
+    ff_per_stage: int = 500
+    lut_per_dsp_mult: int = 4             # operand muxing per DSP multiplier
+    ff_per_dsp_mult: int = 24             # operand / pipeline registers
+    adder_lut_per_bit: float = 1.0        # fabric adder trees (one LUT per sum bit)
+    adder_ff_per_bit: float = 1.0
+    lut_per_requant_lane: int = 160       # 48-bit accumulator, bias, activation,
+    ff_per_requant_lane: int = 190        # shift-round, saturate
+    lut_per_bank: int = 10                # address / enable logic per memory bank
+    ff_per_bank: int = 12
+    lut_per_pool_lane: int = 20           # compare-select per pool lane
+    ff_per_pool_lane: int = 24
+    # power (fabric dynamic: microwatts per MHz per resource at full activity)
+    dsp_uw_per_mhz: float = 10.0
+    bram18_uw_per_mhz: float = 12.0
+    lut_uw_per_mhz: float = 0.10
+    ff_uw_per_mhz: float = 0.03
+    idle_activity: float = 0.25           # clock tree and idle toggling share
+    ddr_pj_per_byte: float = 70.0         # DDR interface energy per byte moved
+    # calibration hooks (1.0 / 0.0 = uncalibrated)
+    latency_scale: float = 1.0
+    power_scale: float = 1.0
+    power_offset_w: float = 0.0
+
+    def with_(self, **overrides: Any) -> "ModelConstants":
+        names = {f.name for f in fields(self)}
+        bad = sorted(set(overrides) - names)
+        if bad:
+            raise ModelError(f"unknown model constant(s) {', '.join(bad)}; "
+                             f"known: {', '.join(sorted(names))}")
+        return replace(self, **overrides)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ModelConstants":
+        return cls().with_(**d)
+
+
+DEFAULT_CONSTANTS = ModelConstants()
+
+
+# ---------------------------------------------------------------------------
+# Topology and the struct-of-arrays batch.
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Topology:
+    """What is the same for every point of a batch."""
+
+    layer_kinds: tuple[str, ...]
+    strides: tuple[int, ...]
+    bundle_of_layer: tuple[int, ...]
+    n_bundles: int
+    stage_kinds: tuple[str, ...]
+    passes: tuple[Pass, ...]
+    device: Device
+
+    @classmethod
+    def of(cls, design: Design, device: str | Device | None = None) -> "Topology":
+        net, ov = design.network, design.overlay
+        dev = device if isinstance(device, Device) else load_device(device or ov.device)
+        return cls(tuple(lay.type for lay in net.layers),
+                   tuple(lay.stride for lay in net.layers),
+                   tuple(net.bundle_of_layer()), len(net.bundles), ov.stage_kinds,
+                   tuple(plan_passes(net, ov)), dev)
+
+    @property
+    def n_layers(self) -> int:
+        return len(self.layer_kinds)
+
+    @property
+    def n_stages(self) -> int:
+        return len(self.stage_kinds)
+
+
+_BATCH_SCALARS = ("input_c", "input_h", "input_w", "weight_bits", "feature_bits",
+                  "bias_bits", "clock_mhz", "band_rows", "max_channels", "max_width",
+                  "max_row_elems", "max_layer_weights")
+
+
+@dataclass
+class DesignBatch:
+    """N design points of one topology, as arrays.
+
+    Per point ``(N,)``: input size, overlay bit widths, clock, band rows, buffer limits.
+    ``out_channels (N, L)``: output channels of every layer (only pw/conv3 columns are
+    read; dw and pool keep their input's channels). ``pe`` / ``simd (N, S)``: per stage
+    of the chain (pool columns are ignored).
+    """
+
+    topology: Topology
+    input_c: np.ndarray
+    input_h: np.ndarray
+    input_w: np.ndarray
+    out_channels: np.ndarray
+    weight_bits: np.ndarray
+    feature_bits: np.ndarray
+    bias_bits: np.ndarray
+    clock_mhz: np.ndarray
+    band_rows: np.ndarray
+    pe: np.ndarray
+    simd: np.ndarray
+    max_channels: np.ndarray
+    max_width: np.ndarray
+    max_row_elems: np.ndarray
+    max_layer_weights: np.ndarray
+
+    def __post_init__(self) -> None:
+        n = None
+        for name in _BATCH_SCALARS:
+            v = np.atleast_1d(np.asarray(getattr(self, name)))
+            v = v.astype(np.float64 if name == "clock_mhz" else np.int64)
+            if n is None:
+                n = v.shape[0]
+            if v.shape == (1,) and n != 1:
+                v = np.broadcast_to(v, (n,))
+            if v.shape != (n,):
+                raise ModelError(f"{name}: shape {v.shape}, want ({n},)")
+            setattr(self, name, v)
+        t = self.topology
+        for name, width in (("out_channels", t.n_layers), ("pe", t.n_stages),
+                            ("simd", t.n_stages)):
+            v = np.asarray(getattr(self, name), dtype=np.int64)
+            if v.ndim == 1:
+                v = np.broadcast_to(v, (n, v.shape[0]))
+            if v.shape != (n, width):
+                raise ModelError(f"{name}: shape {v.shape}, want ({n}, {width})")
+            setattr(self, name, v)
+
+    def __len__(self) -> int:
+        return int(self.input_h.shape[0])
+
+    @classmethod
+    def from_designs(cls, designs: list[Design], device: str | None = None) -> "DesignBatch":
+        """A batch of designs that share one topology."""
+        if not designs:
+            raise ModelError("an empty list of designs")
+        topo = Topology.of(designs[0], device)
+        cols: dict[str, list] = {k: [] for k in _BATCH_SCALARS}
+        oc, pe, simd = [], [], []
+        for d in designs:
+            t = Topology.of(d, topo.device)
+            if (t.layer_kinds, t.strides, t.bundle_of_layer, t.stage_kinds) != \
+                    (topo.layer_kinds, topo.strides, topo.bundle_of_layer, topo.stage_kinds):
+                raise ModelError(f"design {d.name!r} has another topology than "
+                                 f"{designs[0].name!r}; batch designs of one topology")
+            net, ov = d.network, d.overlay
+            vals = dict(input_c=net.input_channels, input_h=net.input_height,
+                        input_w=net.input_width, weight_bits=ov.weight_bits,
+                        feature_bits=ov.feature_bits, bias_bits=ov.bias_bits,
+                        clock_mhz=ov.clock_mhz, band_rows=ov.band_rows,
+                        max_channels=ov.max_channels, max_width=ov.max_width,
+                        max_row_elems=ov.max_row_elems,
+                        max_layer_weights=ov.max_layer_weights)
+            for k in _BATCH_SCALARS:
+                cols[k].append(vals[k])
+            oc.append([s.out_c for s in net.shapes()])
+            pe.append([s.pe for s in ov.stages])
+            simd.append([s.simd for s in ov.stages])
+        return cls(topo, **{k: np.asarray(v) for k, v in cols.items()},
+                   out_channels=np.asarray(oc), pe=np.asarray(pe), simd=np.asarray(simd))
+
+    @classmethod
+    def from_design(cls, design: Design, n: int = 1,
+                    device: str | None = None) -> "DesignBatch":
+        """``n`` copies of one design (change knobs with :meth:`with_`)."""
+        one = cls.from_designs([design], device)
+        return one.with_(**{k: np.repeat(getattr(one, k), n, axis=0)
+                            for k in _BATCH_SCALARS + ("out_channels", "pe", "simd")})
+
+    def with_(self, **arrays: Any) -> "DesignBatch":
+        """A batch with some knobs replaced (arrays of length N, or scalars)."""
+        kw = {f.name: getattr(self, f.name) for f in fields(self)}
+        n = len(self)
+        for k, v in arrays.items():
+            if k not in kw or k == "topology":
+                raise ModelError(f"unknown batch field {k!r}")
+            v = np.asarray(v)
+            n = max(n, v.shape[0]) if v.ndim else n
+            kw[k] = v
+        for k in list(kw):
+            if k == "topology":
+                continue
+            v = np.asarray(kw[k])
+            if v.ndim == 0:
+                v = np.full((n,), v)
+            elif v.shape[0] != n:
+                if v.shape[0] == 1:
+                    v = np.repeat(v, n, axis=0)
+                else:
+                    raise ModelError(f"{k}: {v.shape[0]} points, others have {n}")
+            kw[k] = v
+        return DesignBatch(**kw)
+
+    def sized_to_network(self) -> "DesignBatch":
+        """The batch with every buffer limit set to what its network needs (the
+        vectorised counterpart of :func:`pynq_codesign.design.size_overlay`)."""
+        shp = layer_shapes(self)
+        t = self.topology
+        mc = np.max([np.maximum(s.in_c, s.out_c) for s in shp], axis=0)
+        mw = np.max([s.in_w for s in shp], axis=0)
+        mr = np.max([np.maximum(s.in_w * s.in_c, s.out_w * s.out_c) for s in shp], axis=0)
+        mlw = np.max([layer_weights(k, s) for k, s in zip(t.layer_kinds, shp)], axis=0)
+        return self.with_(max_channels=mc, max_width=mw, max_row_elems=mr,
+                          max_layer_weights=np.maximum(mlw, 1))
+
+
+def layer_shapes(b: DesignBatch) -> list[LayerShape]:
+    """Per layer, a :class:`LayerShape` whose fields are ``(N,)`` arrays (the rules of
+    :meth:`pynq_codesign.design.Network.shapes`, vectorised)."""
+    c, h, w = b.input_c, b.input_h, b.input_w
+    out = []
+    for i, (kind, stride) in enumerate(zip(b.topology.layer_kinds, b.topology.strides)):
+        if kind == "pool":
+            oc, oh, ow = c, h // 2, w // 2
+        elif kind == "pw":
+            oc, oh, ow = b.out_channels[:, i], h, w
+        else:
+            oc = c if kind == "dw" else b.out_channels[:, i]
+            oh, ow = (h - 1) // stride + 1, (w - 1) // stride + 1
+        out.append(LayerShape(c, h, w, oc, oh, ow))
+        c, h, w = oc, oh, ow
+    return out
+
+
+# ---------------------------------------------------------------------------
+# Results.
+# ---------------------------------------------------------------------------
+
+@dataclass
+class BatchEstimate:
+    """Estimates for every point of a batch, arrays of shape (N,) unless noted."""
+
+    latency_ms: np.ndarray
+    fps: np.ndarray
+    power_w: np.ndarray
+    energy_mj_per_frame: np.ndarray
+    dsp: np.ndarray
+    bram18: np.ndarray
+    lut: np.ndarray
+    ff: np.ndarray
+    macs: np.ndarray
+    params: np.ndarray
+    resources_fit: np.ndarray          # every resource within the device budget
+    network_fits: np.ndarray           # the network runs on the overlay (check_fits)
+    fits: np.ndarray
+    bundle_latency_ms: np.ndarray      # (N, bundles)
+    bundle_macs: np.ndarray            # (N, bundles)
+    pass_latency_ms: np.ndarray        # (N, passes)
+    pass_compute_bound: np.ndarray     # (N, passes): compute (not DDR) sets the pace
+    weight_load_ms: np.ndarray         # per frame
+    ddr_bytes: np.ndarray              # per frame
+    duty: np.ndarray                   # busy share of the datapath
+    budget: dict[str, int]
+
+    def over_budget(self, i: int) -> list[str]:
+        """What exceeds the device's budget at point ``i``, e.g. ``"dsp 260 > 220"``."""
+        return [f"{r} {int(getattr(self, r)[i])} > {self.budget[r]}"
+                for r in RESOURCES if getattr(self, r)[i] > self.budget[r]]
+
+
+def _map_unique(fn: Callable[[int], int], arr: np.ndarray) -> np.ndarray:
+    """Apply a scalar contract function element-wise through the distinct values."""
+    u, inv = np.unique(arr, return_inverse=True)
+    return np.asarray([fn(int(x)) for x in u], dtype=np.int64)[inv].reshape(arr.shape)
+
+
+def _stage_cycles(kind: str, s: LayerShape, pe: np.ndarray, simd: np.ndarray,
+                  fb: np.ndarray) -> np.ndarray:
+    """Compute cycles of one layer on its stage (no overheads)."""
+    cd = bd._ceil_div
+    if kind == "dw":
+        return s.out_h * s.out_w * cd(s.in_c, pe)
+    if kind in ("pw", "conv3"):
+        return s.out_h * s.out_w * cd(s.in_c, simd) * cd(s.out_c, pe)
+    return s.in_h * s.in_w * cd(s.in_c, bd.pool_lanes(fb))
+
+
+# ---------------------------------------------------------------------------
+# Resources.
+# ---------------------------------------------------------------------------
+
+def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
+              pack: str = "auto") -> dict[str, np.ndarray]:
+    """DSP, BRAM18, LUT and FF of every point (from :mod:`host_search.binding`)."""
+    t, dev = b.topology, b.topology.device
+    wb, fb = b.weight_bits, b.feature_bits
+    pa, pb = dev.dsp_mult_a, dev.dsp_mult_b
+    n = len(b)
+    mults, legal, unpacked, dpms = [], [], [], []
+    fabric = bd.is_fabric_product(wb, fb)
+    dpm = bd.dsp_per_mult(wb, fb, pa, pb)
+    for s, kind in enumerate(t.stage_kinds):
+        pe, simd = b.pe[:, s], b.simd[:, s]
+        m = Stage(kind).multipliers if kind == "pool" else \
+            {"dw": 9 * pe, "pw": pe * simd, "conv3": 9 * pe * simd}[kind]
+        m = np.broadcast_to(np.asarray(m, dtype=np.int64), (n,))
+        mults.append(m)
+        unpacked.append(m * dpm)
+        legal.append(bd.pack_legal(kind, pe, bd.cascade_len(kind, simd), wb, fb, pa, pb)
+                     if kind != "pool" else np.zeros(n, dtype=bool))
+    packed = bd.choose_packing(pack, legal, unpacked, dev.dsp)
+    dsp = np.zeros(n, dtype=np.int64)
+    lut = np.full(n, k.lut_control, dtype=np.float64)
+    ff = np.full(n, k.ff_control, dtype=np.float64)
+    for s, kind in enumerate(t.stage_kinds):
+        pe, simd = b.pe[:, s], b.simd[:, s]
+        lut += k.lut_per_stage
+        ff += k.ff_per_stage
+        if kind == "pool":
+            pl = bd.pool_lanes(fb)
+            lut += k.lut_per_pool_lane * pl
+            ff += k.ff_per_pool_lane * pl
+            continue
+        m, pk = mults[s], np.asarray(packed[s])
+        dsp += np.where(fabric, 0, bd.stage_dsp(kind, m, pk, dpm))
+        lut += np.where(fabric, m * bd.fabric_mult_luts(wb, fb), m * k.lut_per_dsp_mult)
+        ff += np.where(fabric, 0, m * k.ff_per_dsp_mult)
+        lut += np.where(pk & ~fabric,
+                        bd.pack_luts(pe, bd.cascade_len(kind, simd), wb, fb), 0)
+        # adder trees: (terms - 1) adders per output lane, as wide as the sum
+        terms = {"dw": 9, "pw": simd, "conv3": 9 * simd}[kind]
+        terms = np.broadcast_to(np.asarray(terms, dtype=np.int64), (n,))
+        width = wb + fb + bd.guard_bits(terms)
+        lut += k.adder_lut_per_bit * pe * (terms - 1) * width
+        ff += k.adder_ff_per_bit * pe * (terms - 1) * width
+        # accumulator across folds + requantisation, per output lane
+        lut += pe * k.lut_per_requant_lane
+        ff += pe * k.ff_per_requant_lane
+    bram = np.zeros(n, dtype=np.int64)
+    geo = bd.buffer_geometry(t.stage_kinds, [b.pe[:, s] for s in range(t.n_stages)],
+                             [b.simd[:, s] for s in range(t.n_stages)], b.band_rows,
+                             b.max_row_elems, b.max_channels, b.max_layer_weights, wb, fb,
+                             b.bias_bits)
+    for g in geo:
+        _, br, luts = bd.buffer_cost(g)
+        copies = 2 if g.double_buffered else 1
+        bram += br
+        lut += luts + k.lut_per_bank * np.asarray(g.banks) * copies
+        ff += k.ff_per_bank * np.asarray(g.banks) * copies
+    return {"dsp": dsp, "bram18": bram, "lut": np.ceil(lut).astype(np.int64),
+            "ff": np.ceil(ff).astype(np.int64)}
+
+
+# ---------------------------------------------------------------------------
+# The whole estimate.
+# ---------------------------------------------------------------------------
+
+def network_fits(b: DesignBatch, shapes: list[LayerShape] | None = None) -> np.ndarray:
+    """The size rules of :func:`pynq_codesign.design.check_fits`, vectorised (bit widths
+    are overlay-wide in a batch, so the per-layer format rules hold by construction)."""
+    t = b.topology
+    shapes = shapes or layer_shapes(b)
+    ok = np.ones(len(b), dtype=bool)
+    for kind, s in zip(t.layer_kinds, shapes):
+        if kind not in t.stage_kinds:
+            ok[:] = False
+        ok &= (s.in_c <= b.max_channels) & (s.out_c <= b.max_channels)
+        ok &= s.in_w <= b.max_width
+        ok &= (s.in_w * s.in_c <= b.max_row_elems) & (s.out_w * s.out_c <= b.max_row_elems)
+        ok &= layer_weights(kind, s) <= b.max_layer_weights
+        ok &= (s.in_h >= 1) & (s.out_h >= 1) & (s.out_w >= 1)
+    return ok
+
+
+def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS,
+                   pack: str = "auto") -> BatchEstimate:
+    """Latency, resources, power and fit of every point of ``b``."""
+    k = constants
+    t, dev = b.topology, b.topology.device
+    n = len(b)
+    f_hz = b.clock_mhz * 1e6
+    shapes = layer_shapes(b)
+    fb, wb = b.feature_bits, b.weight_bits
+    elem_b = _map_unique(feature_elem_bytes, fb)
+    w_bytes = _map_unique(container_bytes, wb)
+    per_beat = BEAT_BYTES // elem_b
+
+    def fmap_bytes(c: np.ndarray, h: np.ndarray, w: np.ndarray) -> np.ndarray:
+        return h * w * bd._ceil_div(c, per_beat) * per_beat * elem_b
+
+    ddr_bw = dev.ddr_peak_bytes_per_s * k.ddr_efficiency
+    stream_bw = np.minimum(BEAT_BYTES, dev.axi_hp_width_bits // 8) * f_hz
+    maxi_bw = np.minimum(dev.axi_hp_width_bits // 8 * f_hz, ddr_bw)
+    maxi_burst_bytes = k.maxi_burst_beats * (dev.axi_hp_width_bits // 8)
+
+    macs_l = [np.asarray(layer_macs(kind, s), dtype=np.int64) * np.ones(n, np.int64)
+              for kind, s in zip(t.layer_kinds, shapes)]
+    nw_l = [np.asarray(layer_weights(kind, s), dtype=np.int64) * np.ones(n, np.int64)
+            for kind, s in zip(t.layer_kinds, shapes)]
+    params = sum(nw + (s.out_c if kind != "pool" else 0)
+                 for kind, s, nw in zip(t.layer_kinds, shapes, nw_l))
+    macs = sum(macs_l)
+
+    pass_ms, pass_cb = [], []
+    bundle_ms = np.zeros((n, t.n_bundles))
+    bundle_macs = np.zeros((n, t.n_bundles), dtype=np.int64)
+    w_ms_total = np.zeros(n)
+    ddr_total = np.zeros(n)
+    busy_s = np.zeros(n)
+    for ps in t.passes:
+        first, last = shapes[ps.layers[0]], shapes[ps.layers[-1]]
+        bands = bd._ceil_div(first.in_h, b.band_rows)
+        in_b = fmap_bytes(first.in_c, first.in_h, first.in_w)
+        out_b = fmap_bytes(last.out_c, last.out_h, last.out_w)
+        # weights and biases of the pass over m_axi, before the bands start
+        wbytes = np.zeros(n, dtype=np.int64)
+        for gi in ps.layers:
+            if t.layer_kinds[gi] != "pool":
+                wbytes += _align8(nw_l[gi] * w_bytes) + _align8(shapes[gi].out_c * 4)
+        bursts = bd._ceil_div(wbytes, maxi_burst_bytes)
+        t_w = wbytes / maxi_bw + bursts * k.maxi_burst_gap_cycles / f_hz
+        # per band: memory and every stage
+        t_load = in_b / bands / stream_bw
+        t_store = out_b / bands / stream_bw
+        t_mem = np.maximum(np.maximum(t_load, t_store), (in_b + out_b) / bands / ddr_bw)
+        t_st = []
+        for gi, slot in zip(ps.layers, ps.slots):
+            s, kind = shapes[gi], t.layer_kinds[gi]
+            cyc = _stage_cycles(kind, s, b.pe[:, slot], b.simd[:, slot], fb)
+            rows = bd._ceil_div(s.in_h, bands)
+            t_st.append((cyc / bands + k.band_overhead_cycles
+                         + rows * k.row_overhead_cycles) / f_hz)
+            bundle_macs[:, ps.bundle] += macs_l[gi]
+        t_comp = np.max(t_st, axis=0)
+        steady = np.maximum(t_mem, t_comp)
+        fill = t_load + sum(t_st) + t_store + len(t_st) * k.stage_depth_cycles / f_hz
+        t_bands = fill + (bands - 1) * steady
+        t_pass = (k.pass_overhead_us + k.dma_setup_us) * 1e-6 + t_w + t_bands
+        pass_ms.append(t_pass * 1e3)
+        pass_cb.append(t_comp >= t_mem)
+        bundle_ms[:, ps.bundle] += t_pass * 1e3
+        w_ms_total += t_w * 1e3
+        ddr_total += in_b + out_b + wbytes
+        busy_s += bands * t_comp
+    frame_ms = k.frame_overhead_us * 1e-3
+    latency_ms = (bundle_ms.sum(axis=1) + frame_ms) * k.latency_scale
+    bundle_ms = bundle_ms * k.latency_scale
+    # spread the frame overhead over nothing: bundles sum to latency minus it
+    fps = 1e3 / latency_ms
+    res = resources(b, k, pack)
+    duty = np.clip(busy_s * 1e3 / latency_ms, 0.0, 1.0)
+    act = k.idle_activity + (1.0 - k.idle_activity) * duty
+    dyn_w = b.clock_mhz * 1e-6 * act * (
+        res["dsp"] * k.dsp_uw_per_mhz + res["bram18"] * k.bram18_uw_per_mhz
+        + res["lut"] * k.lut_uw_per_mhz + res["ff"] * k.ff_uw_per_mhz)
+    ddr_w = ddr_total * fps * k.ddr_pj_per_byte * 1e-12
+    static_w = dev.static_board_w + dev.ps_active_w + dev.pl_static_w
+    power = (static_w + dyn_w + ddr_w) * k.power_scale + k.power_offset_w
+    budget = dev.budget()
+    rfit = np.ones(n, dtype=bool)
+    for r in RESOURCES:
+        rfit &= res[r] <= budget[r]
+    nfit = network_fits(b, shapes)
+    return BatchEstimate(
+        latency_ms=latency_ms, fps=fps, power_w=power,
+        energy_mj_per_frame=power * latency_ms, dsp=res["dsp"], bram18=res["bram18"],
+        lut=res["lut"], ff=res["ff"], macs=macs, params=params, resources_fit=rfit,
+        network_fits=nfit, fits=rfit & nfit, bundle_latency_ms=bundle_ms,
+        bundle_macs=bundle_macs, pass_latency_ms=np.stack(pass_ms, axis=1) * k.latency_scale,
+        pass_compute_bound=np.stack(pass_cb, axis=1), weight_load_ms=w_ms_total,
+        ddr_bytes=ddr_total, duty=duty, budget=budget)
+
+
+def _align8(x: np.ndarray) -> np.ndarray:
+    return bd._ceil_div(x, 8) * 8
+
+
+# ---------------------------------------------------------------------------
+# One design.
+# ---------------------------------------------------------------------------
+
+def retarget(design: Design, device: str) -> Design:
+    """The design with its overlay moved to ``device`` (same knobs), checked."""
+    dev = load_device(device)
+    if design.overlay.clock_mhz > dev.max_clock_mhz:
+        raise ModelError(f"{design.name} runs its fabric at {design.overlay.clock_mhz} MHz, "
+                         f"above {device}'s limit of {dev.max_clock_mhz} MHz; lower "
+                         f"overlay.clock_mhz in the design file")
+    return replace(design, overlay=replace(design.overlay, device=device))
+
+
+def estimate(design: Design, device: str | None = None,
+             constants: ModelConstants = DEFAULT_CONSTANTS, pack: str = "auto") -> QoSRecord:
+    """The estimated QoS of one design (optionally re-targeted to ``device``)."""
+    if device is not None and device != design.overlay.device:
+        design = retarget(design, device)
+    b = DesignBatch.from_designs([design])
+    e = estimate_batch(b, constants, pack)
+    problems = check_fits(design.network, design.overlay)
+    over = e.over_budget(0)
+    from pynq_codesign.design import describe_layers
+    names = describe_layers(design.network)
+    bundles = [BundleQoS(i, float(e.bundle_latency_ms[0, i]), names[i],
+                         int(e.bundle_macs[0, i]),
+                         {"latency_source": "estimated"})
+               for i in range(b.topology.n_bundles)]
+    binding = bd.bind_overlay(design.overlay, pack=pack)
+    passes = [{"bundle": p.bundle, "layers": list(p.layers),
+               "latency_ms": float(e.pass_latency_ms[0, j]),
+               "bound": "compute" if e.pass_compute_bound[0, j] else "memory"}
+              for j, p in enumerate(b.topology.passes)]
+    return QoSRecord(
+        source="estimated", fps=float(e.fps[0]), latency_ms=float(e.latency_ms[0]),
+        power_w=float(e.power_w[0]), power_source="estimated",
+        energy_mj_per_frame=float(e.energy_mj_per_frame[0]), dsp=int(e.dsp[0]),
+        bram18=int(e.bram18[0]), lut=int(e.lut[0]), ff=int(e.ff[0]), bundles=bundles,
+        extra={"macs": int(e.macs[0]), "params": int(e.params[0]),
+               "fits": bool(e.resources_fit[0]) and not problems,
+               "over_budget": over, "fit_problems": problems,
+               "device": design.overlay.device, "clock_mhz": design.overlay.clock_mhz,
+               "budget": e.budget, "passes": passes,
+               "weight_load_ms": float(e.weight_load_ms[0]),
+               "ddr_bytes_per_frame": int(e.ddr_bytes[0]),
+               "mult_impl": [m.mult_impl for m in binding.mults],
+               "buffers": [{"name": x.name, "impl": x.impl, "bram18": x.bram18}
+                           for x in binding.buffers]})
