@@ -184,10 +184,7 @@ class Driver:
             got = self._guard(lambda: (pf.wait_send(deadline), pf.wait_recv(deadline))[1])
             t3 = pf.now()
             if got != ps.out_bytes:
-                raise TransferError(
-                    f"pass {i}: received {got} bytes, expected {ps.out_bytes}: the IP raised "
-                    "TLAST " + ("early" if got < ps.out_bytes else "late") + " (see the "
-                    "symptom table in docs/board.md)")
+                raise TransferError(_short_receive(i, got, ps.out_bytes))
             times.append(PassTime(i, ps.bundle, t1 - t0, t2 - t1, t3 - t2))
             if keep_passes:
                 c, h, w = ps.out_shape
@@ -236,12 +233,24 @@ class Driver:
                 report.failures.append(f"golden {k}: {e}")
                 report.causes.append(_timeout_cause(e))
                 return report
+            except TransferError as e:
+                report.failures.append(f"golden {k}: {e}")
+                report.causes.append("the DMA moved a different number of bytes than the "
+                                     "pass needs")
+                return report
             report.accel_s.append(res.accel_s)
             if np.array_equal(res.codes, y):
                 continue
             _, ref = run_program(pkg.program, x, pkg.design.overlay, keep_passes=True)
-            first = next(i for i, (a, b) in enumerate(zip(res.pass_outputs, ref))
-                         if not np.array_equal(a, b))
+            first = next((i for i, (a, b) in enumerate(zip(res.pass_outputs, ref))
+                          if not np.array_equal(a, b)), None)
+            if first is None:
+                report.failures.append(
+                    f"golden {k}: the board agrees with this version's emulator but not with "
+                    "the package's golden output")
+                report.causes.append("the package was exported with different arithmetic "
+                                     "(another pynq-codesign version?): export it again")
+                continue
             ps = pkg.program.passes[first]
             fb = pkg.design.overlay.feature_bits
             got = pack_feature(res.pass_outputs[first], fb)
@@ -265,6 +274,16 @@ class SelfTestReport:
     @property
     def ok(self) -> bool:
         return not self.failures
+
+
+def _short_receive(i: int, got: int, want: int) -> str:
+    for width, limit in _SHORT_DMA_LIMITS.items():
+        if got == limit:
+            return (f"pass {i}: only the first {got} of {want} bytes arrived: the DMA's "
+                    f"buffer length register is {width} bits wide (c_sg_length_width); "
+                    "rebuild the overlay with 26")
+    return (f"pass {i}: received {got} bytes, expected {want}: the IP raised TLAST "
+            + ("early" if got < want else "late") + " (see the symptom table in docs/board.md)")
 
 
 def _timeout_cause(e: BoardTimeout) -> str:

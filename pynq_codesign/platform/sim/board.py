@@ -12,11 +12,15 @@ model (:mod:`.timing`), so :meth:`SimPlatform.now` is *simulated* time.
 Faults for tests (``fault=`` or the environment variable ``PYNQ_CODESIGN_SIM_FAULT``):
 
 * ``dma_hang``: the receive channel never completes (as when the IP never raises TLAST);
-* ``core_hang``: the core never returns to idle.
+* ``core_hang``: the core never returns to idle;
+* ``tkeep``, ``hp_width``, ``dma_length_14``: a bitstream built wrong (TKEEP not all ones:
+  zeros arrive; a 32-bit port on the 64-bit stream: every other word is wrong; a DMA with
+  a 14-bit length register: only the first 16383 bytes arrive).
 
-A fault strikes the first pass after loading; the timeout leaves the board hung until
+A hang strikes the first pass after loading; the timeout leaves the board hung until
 :meth:`SimPlatform.recover` (what the driver does after a timeout: download the overlay
-again), after which the board works.
+again), after which the board works. Wiring faults stay (recovery does not rebuild a
+bitstream); the self-test names their cause.
 """
 from __future__ import annotations
 
@@ -36,7 +40,9 @@ from ..base import (CoreTimeout, Platform, PlatformError, TransferError, Transfe
 from .emulator import run_pass
 from .timing import TimingModel, _draw_physics
 
-FAULTS = ("dma_hang", "core_hang")
+FAULTS = ("dma_hang", "core_hang", "tkeep", "hp_width", "dma_length_14")
+#: Wiring faults persist across recovery (a bitstream built wrong stays wrong).
+_WIRING_FAULTS = ("tkeep", "hp_width", "dma_length_14")
 FAULT_ENV = "PYNQ_CODESIGN_SIM_FAULT"
 #: Bus address where the simulated CMA region starts (as on a PYNQ-Z1's DDR).
 _CMA_BASE = 0x1800_0000
@@ -100,7 +106,8 @@ class SimPlatform(Platform):
     def recover(self) -> None:
         """Download the overlay again: every register and channel back to reset."""
         self._reset_fabric()
-        self._fault = None
+        if self._fault not in _WIRING_FAULTS:
+            self._fault = None
         self._clock += _DOWNLOAD_S
 
     def _need_loaded(self) -> TimingModel:
@@ -219,6 +226,8 @@ class SimPlatform(Platform):
         self._core_idle, self._send_idle, self._recv_idle = tl.core_idle, tl.send_idle, \
             tl.recv_idle
         self._recv_bytes = min(out_n, rbytes)
+        if self._fault == "dma_length_14":
+            self._recv_bytes = min(self._recv_bytes, (1 << 14) - 1)
         if sbytes < need_in:
             self._core_idle = self._recv_idle = _NEVER
             self._core_hang_reason = (f"the core waits for input: {sbytes} bytes were sent, "
@@ -245,7 +254,12 @@ class SimPlatform(Platform):
         x = unpack_feature(sbuf[:need_in], header["in_h"], header["in_w"], header["in_c"], fb)
         y = run_pass(x, params, off, self._ov)
         out = pack_feature(y, fb)
-        n = min(out.size, rbytes)
+        if self._fault == "tkeep":
+            out[:] = 0                                # bytes with TKEEP low are dropped
+        elif self._fault == "hp_width" and out.size >= 8:
+            beats = out[: out.size // 8 * 8].reshape(-1, 8)
+            beats[:, 4:] = beats[:, :4]               # the upper 32 bits of a beat are lost
+        n = min(out.size, self._recv_bytes)
         rbuf[:n] = out[:n]
 
     def wait_core(self, deadline: float) -> None:
