@@ -137,11 +137,12 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
     l_xy = ((torch.sigmoid(resp[:, :2]) - t.txy.to(dev, out.dtype)) ** 2).sum(1).mean()
     l_wh = ((resp[:, 2:4] - t.twh.to(dev, out.dtype)) ** 2).sum(1).mean()
     total = weights.coord * (l_xy + l_wh) + weights.obj * pos + weights.noobj * neg
-    parts = {"xy": float(l_xy), "wh": float(l_wh), "obj": float(pos), "noobj": float(neg)}
+    parts = {"xy": float(l_xy.detach()), "wh": float(l_wh.detach()), "obj": float(pos.detach()),
+             "noobj": float(neg.detach())}
     if weights.giou:
         pred, _ = decode_all(out, dec)
         g = giou(pred[idx, gy, gx, a], boxes.to(dev, out.dtype))
         l_g = (1.0 - g).mean()
         total = total + weights.giou * l_g
-        parts["giou"] = float(l_g)
+        parts["giou"] = float(l_g.detach())
     return total, parts

@@ -1,0 +1,563 @@
+"""Training: float, then range calibration, then quantisation-aware fine-tuning.
+
+``codesign train DESIGN --data DIR --epochs E --out RUN`` runs three phases on a data set
+in the DAC-SDC layout (read with :mod:`host_search.data`, split by sub-category):
+
+1. **float**: the design's network (:mod:`host_search.nn`) with batch norm, ``E`` epochs of
+   Adam with a cosine learning rate, random horizontal flips;
+2. **calibrate**: fold the batch norms into the weights and biases, run the float network
+   over (up to :data:`CALIBRATION_IMAGES`) training images and choose every layer's
+   power-of-two scaling (integer bits of its weights and outputs) from the observed
+   max-abs (:func:`pynq_codesign.fixedpoint.int_bits_for`); the bit widths stay the
+   design's;
+3. **qat**: fine-tune the folded network with fake-quantised input, weights, biases and
+   feature maps (``--qat-epochs``, default half of ``E``, at least 1), learning rate / 5.
+
+The validation IoU is reported twice, labelled: the float network after phase 1, and the
+fixed-point network after phase 3 run in its integer-exact form (float64; bit for bit what
+the emulator and the accelerator compute). The score is the DAC-SDC mean IoU
+(:func:`host_search.data.mean_iou`).
+
+The run folder holds ``design.json`` (the design with its calibrated per-layer formats,
+once calibrated), ``checkpoint.pt`` (written atomically after every epoch), ``metrics.json``
+(configuration, per-epoch history, labelled results) and ``cache/`` (the pre-processed,
+input-quantised images). Re-running the same command on the same folder resumes after
+the last completed epoch; a finished run is reported, not retrained.
+
+Deterministic for a seed on a given machine and thread count: weights are initialised
+from ``torch.manual_seed(seed)``, each epoch shuffles with its own generator seeded from
+``(seed, phase, epoch)`` (so a resumed run sees the same order), torch runs with
+deterministic algorithms and an explicit thread count.
+
+``--fast`` (the search's prototypes): the design is copied at half the input resolution
+(:func:`reduced_design`), and the pre-processed tensors are cached.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import hashlib
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Callable, Sequence
+
+import numpy as np
+import torch
+
+from pynq_codesign.design import Design, DesignError, load_design
+from pynq_codesign.errors import CodesignError
+from pynq_codesign.fixedpoint import FixedFormat
+from pynq_codesign.prepost import decode, quantize_input
+
+from .nn import DetectionNet, LossWeights, build_model, calibrate_formats, detection_loss
+
+CHECKPOINT = "checkpoint.pt"
+METRICS = "metrics.json"
+DESIGN_FILE = "design.json"
+CACHE_DIR = "cache"
+#: Training images the range calibration looks at (at most).
+CALIBRATION_IMAGES = 64
+#: QAT learning rate = lr / this.
+QAT_LR_DIVISOR = 5.0
+PHASES = ("float", "qat")
+
+
+class TrainError(CodesignError):
+    """A training run that cannot start or continue; the message says what to do."""
+
+
+# ---------------------------------------------------------------------------
+# Configuration and data.
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything that decides a run's result (a resumed run must have the same)."""
+
+    epochs: int = 10
+    qat_epochs: int | None = None      # None: half of epochs, at least 1
+    seed: int = 0
+    batch_size: int = 16
+    lr: float = 2e-3
+    fast: bool = False
+    val_fraction: float = 0.2
+    threads: int | None = None         # torch threads; None: min(4, CPUs)
+    flip: bool = True                  # random horizontal flips while training
+    loss: LossWeights = LossWeights()
+
+    @property
+    def n_qat(self) -> int:
+        return self.qat_epochs if self.qat_epochs is not None else max(1, self.epochs // 2)
+
+    @property
+    def n_threads(self) -> int:
+        return self.threads or max(1, min(4, os.cpu_count() or 1))
+
+    def validate(self) -> None:
+        if self.epochs < 0 or self.n_qat < 0 or self.epochs + self.n_qat < 1:
+            raise TrainError(f"--epochs {self.epochs} / --qat-epochs {self.qat_epochs}: "
+                             "give at least one epoch in all (neither may be negative)")
+        if self.batch_size < 1:
+            raise TrainError(f"--batch-size must be at least 1, got {self.batch_size}")
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise TrainError(f"--lr must be a positive number, got {self.lr}")
+
+    def key(self) -> dict:
+        """The settings that must match for a run folder to be resumed."""
+        d = asdict(self)
+        d["qat_epochs"] = self.n_qat
+        d.pop("threads")
+        return d
+
+
+@dataclass(frozen=True)
+class TrainData:
+    """Pre-processed, input-quantised images: codes ``[N, C, H, W]`` (int16) of the
+    network's input format, boxes ``[N, 4]`` relative (xmin, ymin, xmax, ymax)."""
+
+    train_x: np.ndarray
+    train_boxes: np.ndarray
+    val_x: np.ndarray
+    val_boxes: np.ndarray
+    input_format: FixedFormat
+    info: dict = field(default_factory=dict)
+
+    def tensor(self, codes: np.ndarray) -> torch.Tensor:
+        """Codes to the real-valued input (exact: codes times a power of two), NCHW in the
+        channels-last memory layout (about twice as fast on CPUs)."""
+        x = torch.from_numpy(codes.astype(np.float32)) * self.input_format.scale
+        return x.contiguous(memory_format=torch.channels_last)
+
+
+def reduced_design(design: Design, factor: int = 2) -> Design:
+    """A copy of ``design`` with the input ``factor`` times smaller (fast-train mode).
+
+    Raises :class:`TrainError` if the smaller input leaves an empty feature map.
+    """
+    net = design.network
+    small = replace(net, input_height=max(1, net.input_height // factor),
+                    input_width=max(1, net.input_width // factor))
+    try:
+        return Design.from_dict({**Design(design.name, design.overlay, small).to_dict(),
+                                 "name": f"{design.name}-fast"})
+    except DesignError as e:
+        raise TrainError(f"fast mode cannot shrink {design.name}'s input by {factor}: {e}")
+
+
+def _cache_key(samples, design: Design) -> str:
+    net = design.network
+    h = hashlib.sha256()
+    blob = {"net": [net.input_channels, net.input_height, net.input_width],
+            "pre": net.preprocess.to_dict(), "fmt": net.input_format.to_dict(),
+            "rounding": design.overlay.rounding, "v": 1}
+    h.update(json.dumps(blob, sort_keys=True).encode())
+    for s in samples:
+        st = s.image.stat()
+        h.update(f"{s.image}|{st.st_size}|{st.st_mtime_ns}|{s.box}\n".encode())
+    return h.hexdigest()[:16]
+
+
+def _encode(samples, design: Design, cache_dir: Path | None, what: str
+            ) -> tuple[np.ndarray, np.ndarray]:
+    """Codes ``[N, C, H, W]`` and boxes of ``samples`` (from the cache when it has them)."""
+    from .data import iter_inputs
+    net = design.network
+    path = None
+    if cache_dir is not None:
+        path = cache_dir / f"{what}-{_cache_key(samples, design)}.npz"
+        if path.is_file():
+            with np.load(path) as z:
+                return z["x"], z["boxes"]
+    xs, boxes = [], []
+    for x, box, _ in iter_inputs(samples, net):
+        xs.append(quantize_input(x, net, design.overlay.rounding).transpose(2, 0, 1)
+                  .astype(np.int16))
+        boxes.append(box)
+    if not xs:
+        raise TrainError(f"no {what} image could be read")
+    x_arr, b_arr = np.stack(xs), np.stack(boxes).astype(np.float64)
+    if path is not None:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp.npz")
+        np.savez(tmp, x=x_arr, boxes=b_arr)
+        os.replace(tmp, path)
+    return x_arr, b_arr
+
+
+def load_data(data_dir: str | Path, design: Design, seed: int = 0, val_fraction: float = 0.2,
+              cache_dir: str | Path | None = None) -> TrainData:
+    """Load, split (by sub-category, :func:`host_search.data.split_by_subcategory`),
+    pre-process (:func:`pynq_codesign.prepost.preprocess`) and quantise the input of a
+    data set folder, through a cache folder when given."""
+    from .data import load_dataset, split_by_subcategory
+    ds = load_dataset(data_dir)
+    split = split_by_subcategory(ds, val_fraction=val_fraction, seed=seed)
+    cache = Path(cache_dir) if cache_dir is not None else None
+    tx, tb = _encode(split.train.samples, design, cache, "train")
+    vx, vb = _encode(split.val.samples, design, cache, "val")
+    info = {"data": str(Path(data_dir).resolve()), "split": split.mode,
+            "train_images": int(len(tx)), "val_images": int(len(vx)),
+            "val_subcategories": list(split.val_subcategories),
+            "val_keys": [s.key for s in split.val.samples],
+            "skipped": len(ds.skipped)}
+    return TrainData(tx, tb, vx, vb, design.network.input_format, info)
+
+
+# ---------------------------------------------------------------------------
+# Evaluation.
+# ---------------------------------------------------------------------------
+
+@torch.no_grad()
+def predict(model: DetectionNet, data: TrainData, codes: np.ndarray,
+            batch_size: int = 16) -> np.ndarray:
+    """Decoded boxes ``[N, 4]`` (relative) with :func:`pynq_codesign.prepost.decode`."""
+    model.eval()
+    dtype = next(model.parameters()).dtype
+    boxes = []
+    for i in range(0, len(codes), batch_size):
+        x = data.tensor(codes[i:i + batch_size]).to(dtype)
+        out = model(x).double().permute(0, 2, 3, 1).numpy()
+        boxes += [decode(o, model.network.decode)[0] for o in out]
+    return np.stack(boxes) if boxes else np.zeros((0, 4))
+
+
+def evaluate(model: DetectionNet, data: TrainData, codes: np.ndarray, truth: np.ndarray,
+             batch_size: int = 16) -> float:
+    """Mean IoU (the DAC-SDC score) of ``model`` on ``codes`` against ``truth``."""
+    from .data import mean_iou
+    if len(codes) == 0:
+        return float("nan")
+    return mean_iou(predict(model, data, codes, batch_size), truth)
+
+
+def integer_exact_copy(model: DetectionNet) -> DetectionNet:
+    """The quantised model in float64: bit for bit the emulator's arithmetic."""
+    import copy
+    m = copy.deepcopy(model).double()
+    m.quantized = True
+    return m
+
+
+# ---------------------------------------------------------------------------
+# The training loop.
+# ---------------------------------------------------------------------------
+
+@dataclass
+class TrainResult:
+    run_dir: Path
+    design: Design                  # with the calibrated per-layer formats
+    model: DetectionNet             # folded, quantised (float32 fake-quant)
+    metrics: dict
+
+    @property
+    def float_iou(self) -> float:
+        return self.metrics["results"]["val_iou_float"]
+
+    @property
+    def fixed_iou(self) -> float:
+        return self.metrics["results"]["val_iou_fixed_point"]
+
+
+@contextlib.contextmanager
+def _torch_settings(threads: int):
+    """Deterministic algorithms and a thread count for the run; restored afterwards."""
+    old_threads = torch.get_num_threads()
+    old_det = torch.are_deterministic_algorithms_enabled()
+    torch.set_num_threads(threads)
+    torch.use_deterministic_algorithms(True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(old_det)
+        torch.set_num_threads(old_threads)
+
+
+def _atomic_json(path: Path, obj: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(obj, indent=2) + "\n")
+    os.replace(tmp, path)
+
+
+def _save_checkpoint(path: Path, state: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    torch.save(state, tmp)
+    os.replace(tmp, path)
+
+
+def _epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
+    g = torch.Generator()
+    g.manual_seed(seed * 1_000_003 + PHASES.index(phase) * 10_007 + epoch)
+    return g
+
+
+def _make_optimizer(model: DetectionNet, cfg: TrainConfig, phase: str, n_epochs: int,
+                    steps_per_epoch: int):
+    lr = cfg.lr if phase == "float" else cfg.lr / QAT_LR_DIVISOR
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
+        opt, T_max=max(1, n_epochs * steps_per_epoch), eta_min=lr * 0.05)
+    return opt, sched
+
+
+def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sched,
+                 phase: str, epoch: int, n_epochs: int, progress: bool) -> dict:
+    from .data import mean_iou
+    from .nn import best_boxes
+    model.train()
+    g = _epoch_generator(cfg.seed, phase, epoch)
+    n = len(data.train_x)
+    order = torch.randperm(n, generator=g).numpy()
+    flips = (torch.rand(n, generator=g) < 0.5).numpy() if cfg.flip else np.zeros(n, bool)
+    batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    total, ious, seen = 0.0, [], 0
+    bar = _progress(batches, f"{phase} {epoch + 1}/{n_epochs}", progress)
+    for idx in bar:
+        codes = data.train_x[idx]
+        boxes = data.train_boxes[idx].copy()
+        f = flips[idx]
+        if f.any():
+            codes = codes.copy()
+            codes[f] = codes[f][..., ::-1]
+            boxes[f] = np.stack([1 - boxes[f, 2], boxes[f, 1], 1 - boxes[f, 0], boxes[f, 3]], 1)
+        x = data.tensor(codes)
+        bt = torch.from_numpy(boxes).float()
+        out = model(x)
+        loss, _ = detection_loss(out, bt, model.network.decode, cfg.loss)
+        if not torch.isfinite(loss):
+            raise TrainError(f"the loss became {float(loss)} in {phase} epoch {epoch + 1}; "
+                             f"lower --lr (now {cfg.lr})")
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        sched.step()
+        pred, _ = best_boxes(out.detach().double(), model.network.decode)
+        ious.append(mean_iou(pred.numpy(), boxes) * len(idx))
+        total += float(loss.detach()) * len(idx)
+        seen += len(idx)
+        if hasattr(bar, "set_postfix"):
+            bar.set_postfix(loss=f"{total / seen:.3f}", iou=f"{sum(ious) / seen:.3f}")
+    return {"loss": total / max(1, seen), "train_iou": sum(ious) / max(1, seen)}
+
+
+def _progress(it: Sequence, desc: str, enabled: bool):
+    if not enabled:
+        return it
+    try:
+        from tqdm import tqdm
+    except ImportError:     # pragma: no cover - tqdm is in the [host] extra
+        return it
+    return tqdm(it, desc=desc, unit="batch", leave=False, file=sys.stderr, dynamic_ncols=True)
+
+
+def _calibrate(model: DetectionNet, data: TrainData, cfg: TrainConfig) -> Design:
+    model.eval()
+    model.fold_batch_norm()
+    n = min(len(data.train_x), CALIBRATION_IMAGES)
+    batches = [data.tensor(data.train_x[i:i + cfg.batch_size]) for i in range(0, n,
+                                                                                 cfg.batch_size)]
+    ranges = model.observe_ranges(batches)
+    design = model.design
+    return Design(design.name, design.overlay, calibrate_formats(design.network, ranges),
+                  design.description)
+
+
+def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = TrainConfig(),
+          progress: bool = False,
+          on_epoch_end: Callable[[str, int, dict], None] | None = None) -> TrainResult:
+    """Train ``design`` on ``data`` into the run folder ``out`` (resuming what is there).
+
+    ``on_epoch_end(phase, epoch, record)`` is called after each epoch's checkpoint is on
+    disk (an exception raised there stops the run as a kill would).
+    """
+    cfg.validate()
+    run = Path(out)
+    run.mkdir(parents=True, exist_ok=True)
+    ck_path = run / CHECKPOINT
+    key = {"config": cfg.key(), "design": design.to_dict(),
+           "data": {k: data.info.get(k) for k in ("data", "train_images", "val_images",
+                                                 "val_keys")}}
+    with _torch_settings(cfg.n_threads):
+        state = None
+        if ck_path.is_file():
+            state = torch.load(ck_path, weights_only=False)
+            if state.get("key") != key:
+                raise TrainError(f"{run} holds a run with other settings (design, data or "
+                                 "options differ); choose a new --out, or delete that folder "
+                                 "to start over")
+        torch.manual_seed(cfg.seed)
+        model = build_model(design)
+        history: list[dict] = []
+        phase, done = "float", 0
+        float_iou = None
+        if state is not None:
+            phase, done = state["phase"], state["epochs_done"]
+            history, float_iou = state["history"], state["float_iou"]
+            if phase == "qat":
+                model.fold_batch_norm()
+                model.set_design(Design.from_dict(state["design"]))
+            model.load_state_dict(state["model"])
+        model.to(memory_format=torch.channels_last)
+        steps = math.ceil(len(data.train_x) / cfg.batch_size)
+        metrics = {"design": design.name, "config": cfg.key(), "data": data.info,
+                   "fast": cfg.fast, "input": [design.network.input_height,
+                                               design.network.input_width],
+                   "threads": cfg.n_threads, "history": history}
+        t0 = time.perf_counter()
+        for ph, n_ep in (("float", cfg.epochs), ("qat", cfg.n_qat)):
+            if PHASES.index(ph) < PHASES.index(phase):
+                continue
+            if ph == "qat" and phase == "float":
+                if float_iou is None:
+                    float_iou = evaluate(model, data, data.val_x, data.val_boxes)
+                calibrated = _calibrate(model, data, cfg)
+                model.set_design(calibrated)
+                model.to(memory_format=torch.channels_last)
+                (run / DESIGN_FILE).write_text(calibrated.to_json())
+                phase, done, state = "qat", 0, None
+            model.quantized = ph == "qat"
+            opt, sched = _make_optimizer(model, cfg, ph, n_ep, steps)
+            if state is not None and state["phase"] == ph and state.get("optimizer"):
+                opt.load_state_dict(state["optimizer"])
+                sched.load_state_dict(state["scheduler"])
+            if ph == "float" and done == 0:
+                (run / DESIGN_FILE).write_text(design.to_json())
+            for ep in range(done, n_ep):
+                t_ep = time.perf_counter()
+                rec = _train_epoch(model, data, cfg, opt, sched, ph, ep, n_ep, progress)
+                rec.update(phase=ph, epoch=ep + 1,
+                           seconds=round(time.perf_counter() - t_ep, 3),
+                           images_per_s=round(len(data.train_x) / max(
+                               1e-9, time.perf_counter() - t_ep), 2))
+                if ph == "float" and ep == n_ep - 1:
+                    float_iou = evaluate(model, data, data.val_x, data.val_boxes)
+                    rec["val_iou_float"] = float_iou
+                history.append(rec)
+                if progress:
+                    print(f"{ph} epoch {ep + 1}/{n_ep}: loss {rec['loss']:.4f}, train IoU "
+                          f"{rec['train_iou']:.3f} ({rec['images_per_s']:.1f} images/s)",
+                          file=sys.stderr)
+                _save_checkpoint(ck_path, {
+                    "key": key, "phase": ph, "epochs_done": ep + 1, "history": history,
+                    "float_iou": float_iou, "design": model.design.to_dict(),
+                    "model": model.state_dict(), "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict()})
+                metrics["history"] = history
+                _atomic_json(run / METRICS, metrics)
+                if on_epoch_end is not None:
+                    on_epoch_end(ph, ep + 1, rec)
+            done, state = 0, None
+            phase = ph
+        if not model.folded:        # no QAT epochs and no calibration yet (epochs only)
+            raise TrainError("internal: the run ended before calibration")
+        model.quantized = True
+        if float_iou is None:
+            float_iou = float("nan")
+        fixed_iou = evaluate(integer_exact_copy(model), data, data.val_x, data.val_boxes)
+        metrics["history"] = history
+        metrics["results"] = {
+            "val_iou_float": float_iou,
+            "val_iou_fixed_point": fixed_iou,
+            "labels": {
+                "val_iou_float": "validation mean IoU of the float network after the float "
+                                 "phase (torch, batch norm unfolded)",
+                "val_iou_fixed_point": "validation mean IoU of the fixed-point network after "
+                                       "QAT, integer-exact (float64 = emulator arithmetic)"},
+            "data_note": "synthetic data set (codesign data synth)" if _is_synth(data) else
+                         "data set: " + str(data.info.get("data")),
+            "train_seconds_this_session": round(time.perf_counter() - t0, 2),
+        }
+        metrics["formats"] = [
+            {"layer": i, "type": lay.type,
+             "weight": None if wf is None else str(wf), "out": str(fo)}
+            for i, (lay, (_, wf, fo)) in enumerate(zip(model.network.layers,
+                                                        model.network.formats()))]
+        _atomic_json(run / METRICS, metrics)
+        (run / DESIGN_FILE).write_text(model.design.to_json())
+    return TrainResult(run, model.design, model, metrics)
+
+
+def _is_synth(data: TrainData) -> bool:
+    from .data.synth import MARKER
+    d = data.info.get("data")
+    return bool(d) and (Path(d) / MARKER).is_file()
+
+
+# ---------------------------------------------------------------------------
+# Reading a finished run (export uses this).
+# ---------------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class Run:
+    root: Path
+    design: Design
+    model: DetectionNet            # folded, quantized = True, float32
+    metrics: dict
+
+
+def load_run(path: str | Path) -> Run:
+    """A finished run folder: its calibrated design and its trained, folded model."""
+    root = Path(path)
+    ck, dj, mj = root / CHECKPOINT, root / DESIGN_FILE, root / METRICS
+    for p in (ck, dj, mj):
+        if not p.is_file():
+            raise TrainError(f"{p}: missing; is {root} a run folder written by "
+                             "`codesign train`?")
+    try:
+        metrics = json.loads(mj.read_text())
+        design = load_design(dj)
+        state = torch.load(ck, weights_only=False)
+    except (json.JSONDecodeError, OSError, RuntimeError, EOFError) as e:
+        raise TrainError(f"{root}: cannot read the run ({e}); train again into a new --out")
+    if "results" not in metrics or state.get("phase") != "qat":
+        raise TrainError(f"{root}: the run has not finished; re-run the same `codesign train` "
+                         "command to complete it")
+    model = build_model(design)
+    model.fold_batch_norm()
+    model.load_state_dict(state["model"])
+    model.quantized = True
+    model.eval()
+    return Run(root, design, model, metrics)
+
+
+# ---------------------------------------------------------------------------
+# The command.
+# ---------------------------------------------------------------------------
+
+def main(args: argparse.Namespace) -> int:
+    """``codesign train DESIGN --data DIR --epochs E --out RUN``."""
+    design = load_design(args.design)
+    cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
+                      batch_size=args.batch_size, lr=args.lr, fast=args.fast)
+    cfg.validate()
+    if cfg.fast:
+        design = reduced_design(design)
+    run = Path(args.out)
+    data = load_data(args.data, design, seed=cfg.seed, val_fraction=cfg.val_fraction,
+                     cache_dir=run / CACHE_DIR)
+    print(f"training {design.name} ({design.network.input_height}x"
+          f"{design.network.input_width} input) on {data.info['train_images']} images, "
+          f"validating on {data.info['val_images']} ({data.info['split']} split); "
+          f"{cfg.epochs} float + {cfg.n_qat} QAT epochs, {cfg.n_threads} threads",
+          file=sys.stderr)
+    try:
+        res = train(design, data, run, cfg, progress=True)
+    except KeyboardInterrupt:
+        print(f"interrupted: the last completed epoch is saved in {run / CHECKPOINT}; run the "
+              "same command again to resume", file=sys.stderr)
+        raise
+    _report(res.metrics, run)
+    return 0
+
+
+def _report(metrics: dict, run: Path) -> None:
+    r = metrics["results"]
+    note = r.get("data_note", "")
+    print(f"validation mean IoU ({note}): float {r['val_iou_float']:.3f}, fixed point "
+          f"{r['val_iou_fixed_point']:.3f} (integer-exact, as the accelerator computes)")
+    print(f"run folder: {run} (design.json with calibrated formats, checkpoint.pt, "
+          "metrics.json)")
