@@ -208,12 +208,21 @@ def bram18_count(depth: Any, width: Any) -> Any:
     return out if out.ndim else int(out)
 
 
-def lutram_luts(depth: Any, width: Any) -> Any:
-    """LUT6s of a simple-dual-port LUTRAM (RAM32M: 32 x 6, RAM64M: 64 x 3, 4 LUTs each),
-    plus the read multiplexer beyond 64 words."""
+def lutram_cells(depth: Any, width: Any) -> Any:
+    """RAM32M (32 x 6) / RAM64M (64 x 3) cells of a simple-dual-port LUTRAM."""
     d = np.asarray(depth, dtype=np.int64)
     w = np.asarray(width, dtype=np.int64)
-    cells = np.where(d <= 32, _ceil_div(w, 6), _ceil_div(d, 64) * _ceil_div(w, 3))
+    out = np.where(d <= 32, _ceil_div(w, 6), _ceil_div(d, 64) * _ceil_div(w, 3))
+    out = np.where((d > 0) & (w > 0), out, 0)
+    return out if out.ndim else int(out)
+
+
+def lutram_luts(depth: Any, width: Any) -> Any:
+    """LUT6s of a simple-dual-port LUTRAM (4 per RAM32M / RAM64M cell), plus the read
+    multiplexer beyond 64 words."""
+    d = np.asarray(depth, dtype=np.int64)
+    w = np.asarray(width, dtype=np.int64)
+    cells = lutram_cells(d, w)
     mux = np.where(d > 64, w * (_ceil_div(d, 64) - 1), 0)
     out = np.where((d > 0) & (w > 0), 4 * cells + mux, 0)
     return out if out.ndim else int(out)

@@ -284,7 +284,9 @@ class DesignBatch:
         mc = np.max([np.maximum(s.in_c, s.out_c) for s in shp], axis=0)
         mw = np.max([s.in_w for s in shp], axis=0)
         mr = np.max([np.maximum(s.in_w * s.in_c, s.out_w * s.out_c) for s in shp], axis=0)
-        mlw = np.max([layer_weights(k, s) for k, s in zip(t.layer_kinds, shp)], axis=0)
+        n = len(self)
+        mlw = np.max([_per_point(layer_weights(k, s), n)
+                      for k, s in zip(t.layer_kinds, shp)], axis=0)
         return self.with_(max_channels=mc, max_width=mw, max_row_elems=mr,
                           max_layer_weights=np.maximum(mlw, 1))
 
@@ -341,6 +343,11 @@ class BatchEstimate:
         """What exceeds the device's budget at point ``i``, e.g. ``"dsp 260 > 220"``."""
         return [f"{r} {int(getattr(self, r)[i])} > {self.budget[r]}"
                 for r in RESOURCES if getattr(self, r)[i] > self.budget[r]]
+
+
+def _per_point(x: Any, n: int) -> np.ndarray:
+    """An int64 array of shape (n,) from a scalar or an (n,) array."""
+    return np.broadcast_to(np.asarray(x, dtype=np.int64), (n,))
 
 
 def _map_unique(fn: Callable[[int], int], arr: np.ndarray) -> np.ndarray:
@@ -442,7 +449,7 @@ def network_fits(b: DesignBatch, shapes: list[LayerShape] | None = None) -> np.n
         ok &= (s.in_c <= b.max_channels) & (s.out_c <= b.max_channels)
         ok &= s.in_w <= b.max_width
         ok &= (s.in_w * s.in_c <= b.max_row_elems) & (s.out_w * s.out_c <= b.max_row_elems)
-        ok &= layer_weights(kind, s) <= b.max_layer_weights
+        ok &= _per_point(layer_weights(kind, s), len(b)) <= b.max_layer_weights
         ok &= (s.in_h >= 1) & (s.out_h >= 1) & (s.out_w >= 1)
     return ok
 
@@ -468,10 +475,8 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
     maxi_bw = np.minimum(dev.axi_hp_width_bits // 8 * f_hz, ddr_bw)
     maxi_burst_bytes = k.maxi_burst_beats * (dev.axi_hp_width_bits // 8)
 
-    macs_l = [np.asarray(layer_macs(kind, s), dtype=np.int64) * np.ones(n, np.int64)
-              for kind, s in zip(t.layer_kinds, shapes)]
-    nw_l = [np.asarray(layer_weights(kind, s), dtype=np.int64) * np.ones(n, np.int64)
-            for kind, s in zip(t.layer_kinds, shapes)]
+    macs_l = [_per_point(layer_macs(kind, s), n) for kind, s in zip(t.layer_kinds, shapes)]
+    nw_l = [_per_point(layer_weights(kind, s), n) for kind, s in zip(t.layer_kinds, shapes)]
     params = sum(nw + (s.out_c if kind != "pool" else 0)
                  for kind, s, nw in zip(t.layer_kinds, shapes, nw_l))
     macs = sum(macs_l)
