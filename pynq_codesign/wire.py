@@ -44,7 +44,8 @@ HEADER_WORDS = len(HEADER_FIELDS)
 LAYER_WORDS = len(LAYER_FIELDS)
 
 #: The accelerator's AXI4-Lite register map (``s_axi_control``), byte offsets exactly as
-#: Vitis HLS lays out the top function ``pcd_engine(in, out, params, desc_offset, hw_id)``
+#: Vitis HLS lays out the top function
+#: ``pcd_engine(in, out, params, desc_offset, hw_id, status)``
 #: (``hls/engine_top.cpp``): the block-level control registers, then one slot per scalar
 #: argument in argument order. ``params`` is the 64-bit m_axi base address of the parameter
 #: buffer (low word here, high word at ``params_hi``); ``desc_offset`` is the byte offset of
@@ -61,7 +62,14 @@ REGISTERS = {
     "desc_offset": 0x1C,    # byte offset of this pass's descriptor in the parameter buffer
     "hw_id": 0x24,          # read-only hardware ID (overlay hash)
     "hw_id_ctrl": 0x28,     # bit0 hw_id_ap_vld (clear on read)
+    "status": 0x34,         # read-only: STATUS code of the last invocation
+    "status_ctrl": 0x38,    # bit0 status_ap_vld (clear on read)
 }
+#: Values of the ``status`` register: why the engine refused a descriptor (it then moves
+#: no stream data, so the DMA transfers of that pass never complete).
+STATUS = {0: "ok", 1: "bad descriptor magic, offset or layer count",
+          2: "descriptor does not match the stage chain (slot order, kinds, shapes)",
+          3: "a size beyond the overlay's maxima (channels, width, row, weights)"}
 #: Bits of the control register.
 CONTROL_AP_START, CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY = 0x1, 0x2, 0x4, 0x8
 

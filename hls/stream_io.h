@@ -1,0 +1,99 @@
+// pynq-codesign: the engine's edges: AXI4-Stream in/out, bypass, parameter fetch.
+#ifndef PCD_STREAM_IO_H
+#define PCD_STREAM_IO_H
+
+#include "pcd_axis.h"
+#include "descriptor.h"
+#include "pcd_types.h"
+
+// Input transfer -> beat chain. Reads exactly n beats (the DMA's TLAST is not needed).
+inline void read_input(axis_stream& in, beat_stream& out, int n) {
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    pcd_axis_beat b = in.read();
+    out.write(b.data);
+  }
+}
+
+// Beat chain -> output transfer: TKEEP/TSTRB all ones, TLAST on the last beat only.
+inline void write_output(beat_stream& in, axis_stream& out, int n) {
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    pcd_axis_beat b;
+    b.data = in.read();
+    b.keep = -1;
+    b.strb = -1;
+    b.last = (i == n - 1) ? 1 : 0;
+    out.write(b);
+  }
+}
+
+// A bypassed stage slot: beats straight through.
+inline void bypass(beat_stream& in, beat_stream& out, int n) {
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    out.write(in.read());
+  }
+}
+
+// Beats of a layer's weights and of its biases in the parameter buffer.
+inline int weight_beats(long long n_weights) {
+  return (int)((n_weights * PCD_WEIGHT_BYTES + 7) / 8);
+}
+inline int bias_beats(int n_bias) { return (n_bias * 4 + 7) / 8; }
+
+
+// Burst-read `n` beats from byte offset `off` of the parameter buffer into a stream.
+inline void fetch_beats(const beat_t* params, int off, int n, beat_stream& out) {
+  const beat_t* src = params + off / 8;
+  for (int i = 0; i < n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_WEIGHT_BEATS
+    out.write(src[i]);
+  }
+}
+
+// The one reader of the m_axi port inside the dataflow region: each active convolution
+// slot gets its weights, then its biases, in the buffer's own order (natural order), on
+// its own parameter stream (PCD_STAGE_PARAM_STREAM maps a slot to its stream).
+inline void fetch_params(const beat_t* params, const PassConfig cfg,
+                         beat_stream wparams[PCD_N_PARAM_STREAMS]) {
+  static const int stream_of[PCD_N_STAGES] = PCD_STAGE_PARAM_STREAM;
+FETCH_SLOTS:
+  for (int k = 0; k < PCD_N_STAGES; k++) {
+    const SlotConfig& s = cfg.slot[k];
+    if (!s.active || stream_of[k] < 0) continue;
+    fetch_beats(params, s.weight_offset, weight_beats(layer_weights(s)), wparams[stream_of[k]]);
+    fetch_beats(params, s.bias_offset, bias_beats(s.out_c), wparams[stream_of[k]]);
+  }
+}
+
+// Unpacks a stream of parameter beats into weight codes (natural order) and biases.
+class ParamReader {
+ public:
+  explicit ParamReader(beat_stream& s) : s_(s), lane_(0) {}
+  wgt_t weight() {
+#pragma HLS INLINE
+    if (lane_ == 0) cur_ = s_.read();
+    ap_int<WCONT_BITS> v = cur_.range(lane_ * WCONT_BITS + WCONT_BITS - 1, lane_ * WCONT_BITS);
+    lane_ = (lane_ + 1 == 64 / WCONT_BITS) ? 0 : lane_ + 1;
+    return wgt_t(v);
+  }
+  ap_int<32> bias() {
+#pragma HLS INLINE
+    if (lane_ == 0) cur_ = s_.read();
+    ap_int<32> v = cur_.range(lane_ * 32 + 31, lane_ * 32);
+    lane_ = (lane_ == 1) ? 0 : 1;
+    return v;
+  }
+  void align() { lane_ = 0; }   // the next section starts on a new beat
+ private:
+  beat_stream& s_;
+  beat_t cur_;
+  int lane_;
+};
+
+#endif  // PCD_STREAM_IO_H

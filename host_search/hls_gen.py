@@ -1,0 +1,346 @@
+"""The overlay header of the HLS accelerator, generated from the design point.
+
+Every overlay parameter the C++ in ``hls/`` uses comes from the header this module writes
+(``pcd_config.h``): the datapath widths, the rounding mode (as ``fixedpoint.ROUNDING_ID``
+and as the ``ap_fixed`` mode names of ``fixedpoint.AP_QUANT``), the maximum sizes, the
+band rows, the clock, the hardware ID, the wire-format constants of
+:mod:`pynq_codesign.wire`, and the stage chain: one wrapper function per stage that
+declares the stage's buffers with the ``BIND_STORAGE`` / ``ARRAY_PARTITION`` /
+``ARRAY_RESHAPE`` directives and instantiates the stage template with the multiplier
+binding (``BIND_OP`` through a resource tag) that :func:`host_search.binding.bind_overlay`
+decided, so the synthesised engine uses what the QoS model counted.
+
+Entry points: :func:`generate_header` (text), :func:`write_sources` (header plus a copy
+of ``hls/`` into a build folder). Both raise :class:`HlsGenError` for an overlay the
+engine cannot be built for, naming the field.
+"""
+from __future__ import annotations
+
+import json
+import math
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from pynq_codesign.design import Overlay, layer_weights, LayerShape
+from pynq_codesign.errors import CodesignError
+from pynq_codesign.fixedpoint import AP_QUANT, ROUNDING_ID, ap_overflow, container_bytes
+from pynq_codesign import wire
+
+from .binding import Binding, BufferBinding, bind_overlay
+
+#: The hand-written C++ of the engine (copied next to the generated header).
+HLS_DIR = Path(__file__).resolve().parent.parent / "hls"
+HEADER_NAME = "pcd_config.h"
+
+_MUL_TAG = {"dsp": "MulDsp", "fabric": "MulFabric", "dsp_packed": "MulDspPacked"}
+
+
+class HlsGenError(CodesignError, ValueError):
+    """An overlay the HLS engine cannot be generated for (the message says why)."""
+
+
+@dataclass(frozen=True)
+class StageCode:
+    """What the header says about one stage: constants and its wrapper function."""
+
+    index: int
+    kind: str
+    pe: int
+    simd: int
+    max_weights: int      # weights of the largest layer the stage takes
+    weight_words: int     # folded weight words the stage's memory holds
+    param_stream: int     # index of its parameter stream (-1: none, pool)
+    wrapper: str          # C++ of pcd_stage_<index>
+
+
+def _ceil(a: int, b: int) -> int:
+    return -(-a // b)
+
+
+def line_rows(band_rows: int) -> int:
+    """Rows of a 3x3 stage's line-buffer ring: 2R + 2 rounded up to a multiple of 3."""
+    return 3 * _ceil(2 * band_rows + 2, 3)
+
+
+def folded_weight_words(kind: str, pe: int, simd: int, max_channels: int,
+                        max_layer_weights: int) -> int:
+    """Words of the folded weight memory that any layer within the overlay's limits needs.
+
+    A word holds one PE x SIMD block (x 9 taps for conv3; PE x 9 for dw), so a layer of
+    IC x OC takes ceil(OC/PE) * ceil(IC/SIMD) words, which can exceed
+    ceil(weights / (PE*SIMD)) when a channel count is no multiple of PE or SIMD. The
+    worst case over every IC, OC <= max_channels within max_layer_weights.
+    """
+    c = max_channels
+    if kind == "dw":
+        return _ceil(min(c, max_layer_weights // 9), pe)
+    per = 9 if kind == "conv3" else 1
+    best = 0
+    for ic in range(1, c + 1):
+        oc = min(c, max_layer_weights // (per * ic))
+        if oc < 1:
+            break
+        best = max(best, _ceil(oc, pe) * _ceil(ic, simd))
+    return best
+
+
+def _check_overlay(ov: Overlay) -> None:
+    if "pool" == ov.stage_kinds[-1] and all(k == "pool" for k in ov.stage_kinds):
+        raise HlsGenError("overlay.stages: the chain needs at least one convolution stage")
+    wire.feature_elem_bytes(ov.feature_bits)      # 1 or 2 bytes per lane, else WireError
+    if ov.band_rows < 1:
+        raise HlsGenError("overlay.band_rows: must be at least 1")
+    # The accumulator must hold the largest exact sum plus bias (the emulator is exact).
+    worst = 0
+    for st in ov.stages:
+        n = {"dw": 9, "pw": ov.max_channels, "conv3": 9 * ov.max_channels}.get(st.kind, 0)
+        worst = max(worst, n * (1 << (ov.feature_bits - 1)) * (1 << (ov.weight_bits - 1)))
+    worst += 1 << (ov.bias_bits - 1)
+    if worst >= 1 << (ov.acc_bits - 1):
+        need = worst.bit_length() + 1
+        raise HlsGenError(f"overlay.acc_bits: {ov.acc_bits} bits cannot hold the largest sum "
+                          f"of this overlay (needs {need}); raise acc_bits to {need}")
+    if ov.bias_bits > ov.acc_bits:
+        raise HlsGenError(f"overlay.bias_bits: {ov.bias_bits} exceeds acc_bits {ov.acc_bits}")
+
+
+def _buffer(binding: Binding, name: str) -> BufferBinding:
+    try:
+        return binding.buffer(name)
+    except StopIteration:
+        raise HlsGenError(f"the binding lists no buffer {name!r}; it was made for another "
+                          "overlay") from None
+
+
+def _storage(var: str, b: BufferBinding) -> str:
+    return (f"#pragma HLS BIND_STORAGE variable={var} type=ram_s2p impl={b.impl}"
+            f"  // {b.name}: {b.depth} x {b.width} bits x {b.banks} bank(s)"
+            f"{', double-buffered' if b.double_buffered else ''}")
+
+
+def _reshape(var: str, lanes: int, dim: int | None = None) -> str:
+    if lanes <= 1:
+        return f"  // {var}: one element per word"
+    d = f" dim={dim}" if dim is not None else ""
+    return f"#pragma HLS ARRAY_RESHAPE variable={var}{d} cyclic factor={lanes}"
+
+
+def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> StageCode:
+    st = ov.stages[k]
+    kind, pe, simd = st.kind, st.pe, st.simd
+    R, E = ov.band_rows, ov.max_row_elems
+    name = f"pcd_stage_{k}"
+    head = (f"// stage {k}: {kind}" + (f", PE {pe}" if kind != "pool" else "")
+            + (f", SIMD {simd}" if kind in ("pw", "conv3") else ""))
+    sig = (f"static void {name}(beat_stream& in, beat_stream& out, "
+           + ("beat_stream& wparams, " if kind != "pool" else "")
+           + "const SlotConfig cfg) {")
+    lines = [head, sig]
+    if kind == "pool":
+        rb = _buffer(binding, f"s{k}_rowbuf")
+        elems = rb.depth * rb.lanes
+        if 2 * elems < E - 1:
+            raise HlsGenError(f"binding: s{k}_rowbuf holds {elems} elements, a pool row "
+                              f"needs {E // 2}")
+        lines += [f"  static feat_t rowbuf[{elems}];", _reshape("rowbuf", rb.lanes),
+                  _storage("rowbuf", rb),
+                  f"  pool_stage<{elems}>(in, out, cfg, rowbuf);", "}"]
+        return StageCode(k, kind, pe, simd, 0, 0, -1, "\n".join(lines))
+
+    mb = binding.stage(k)
+    tag = _MUL_TAG[mb.mult_impl]
+    wb, bb = _buffer(binding, f"s{k}_weights"), _buffer(binding, f"s{k}_bias")
+    per_word = {"dw": 9 * pe, "pw": pe * simd, "conv3": 9 * pe * simd}[kind]
+    if wb.lanes != per_word:
+        raise HlsGenError(f"binding: s{k}_weights packs {wb.lanes} weights a word, the "
+                          f"{kind} stage reads {per_word} a cycle")
+    maxw = layer_weights(kind, LayerShape(ov.max_channels, 1, 1, ov.max_channels, 1, 1))
+    maxw = min(maxw, ov.max_layer_weights)
+    words = max(wb.depth, folded_weight_words(kind, pe, simd, ov.max_channels,
+                                              ov.max_layer_weights))
+    wn = words * per_word
+    bn = bb.depth * bb.banks
+    if bn < ov.max_channels:
+        raise HlsGenError(f"binding: s{k}_bias holds {bn} biases, max_channels is "
+                          f"{ov.max_channels}")
+    note = "" if words == wb.depth else (
+        f"  // {words} words: the folded layout needs more than the binding's {wb.depth}")
+    decl = [f"  static wgt_t weights[{wn}];{note}", _reshape("weights", per_word),
+            _storage("weights", wb),
+            f"  static bias_t bias[{bn}];",
+            f"#pragma HLS ARRAY_PARTITION variable=bias cyclic factor={bb.banks}"
+            if bb.banks > 1 else "  // bias: one bank",
+            _storage("bias", bb)]
+    if kind in ("dw", "conv3"):
+        lb = _buffer(binding, f"s{k}_line")
+        rows = line_rows(R)
+        elems = lb.depth * lb.lanes
+        row_elems = elems // (rows // 3)
+        if lb.banks != 3 or elems % (rows // 3) or row_elems < E:
+            raise HlsGenError(f"binding: s{k}_line ({lb.depth} words x {lb.lanes} lanes x "
+                              f"{lb.banks} banks) is not a ring of {rows} rows of {E} "
+                              "elements banked by row mod 3")
+        decl = [f"  static feat_t line[3][{elems}];   // ring of {rows} rows, "
+                f"{row_elems} elements each, banked by row % 3",
+                "#pragma HLS ARRAY_PARTITION variable=line dim=1 complete",
+                _reshape("line", lb.lanes, dim=2), _storage("line", lb)] + decl
+        if kind == "dw":
+            call = (f"  dw_stage<{pe}, {rows}, {row_elems}, {wn}, {bn}, {tag}>"
+                    "(in, out, wparams, cfg, line, weights, bias);")
+        else:
+            call = (f"  conv3_stage<{pe}, {simd}, {rows}, {row_elems}, {wn}, {bn}, {tag}>"
+                    "(in, out, wparams, cfg, line, weights, bias);")
+    else:   # pw
+        bd = _buffer(binding, f"s{k}_band")
+        elems = bd.depth * bd.lanes
+        if elems < R * E:
+            raise HlsGenError(f"binding: s{k}_band holds {elems} elements, a band of {R} "
+                              f"rows needs {R * E}")
+        decl = [f"  static feat_t band[2][{elems}];   // {R} rows, ping-pong",
+                "#pragma HLS ARRAY_PARTITION variable=band dim=1 complete",
+                _reshape("band", bd.lanes, dim=2), _storage("band", bd)] + decl
+        call = (f"  pw_stage<{pe}, {simd}, {elems}, {wn}, {bn}, {tag}>"
+                "(in, out, wparams, cfg, band, weights, bias);")
+    lines += [f"  // multipliers: {mb.mult_impl} ({mb.reason})"] + decl + [call, "}"]
+    return StageCode(k, kind, pe, simd, maxw, words, stream_index, "\n".join(lines))
+
+
+def _define(name: str, value: object, comment: str = "") -> str:
+    c = f"  // {comment}" if comment else ""
+    return f"#define {name} {value}{c}"
+
+
+def _c_array(values: list[int]) -> str:
+    return "{" + ", ".join(str(v) for v in values) + "}"
+
+
+def generate_header(overlay: Overlay, binding: Binding | None = None,
+                    cosim_param_bytes: int | None = None) -> str:
+    """The text of ``pcd_config.h`` for ``overlay`` (binding: ``bind_overlay`` by default).
+
+    ``cosim_param_bytes``: size of the parameter buffer the C/RTL co-simulation feeds the
+    m_axi port (the package's ``params.bin``); by default a bound from the overlay.
+    """
+    ov = overlay
+    _check_overlay(ov)
+    binding = binding or bind_overlay(ov)
+    fb, wbits = ov.feature_bits, ov.weight_bits
+    eb = wire.feature_elem_bytes(fb)
+    lanes = wire.BEAT_BYTES // eb
+    wbytes = container_bytes(wbits)
+    max_pixel_beats = _ceil(ov.max_channels, lanes)
+    max_row_beats = _ceil(ov.max_row_elems, lanes) + ov.max_width
+    rmode = ov.rounding_mode
+    stages: list[StageCode] = []
+    n_streams = 0
+    for k, st in enumerate(ov.stages):
+        idx = -1 if st.kind == "pool" else n_streams
+        n_streams += 0 if st.kind == "pool" else 1
+        stages.append(_stage_code(k, ov, binding, idx))
+    max_weight_beats = _ceil(ov.max_layer_weights * wbytes, 8) + 1
+    if cosim_param_bytes is None:
+        cosim_param_bytes = sum(_ceil(s.max_weights * wbytes, 8) * 8 + 4 * ov.max_channels + 8
+                                for s in stages if s.kind != "pool") + 4096
+    out = [
+        "// GENERATED by host_search/hls_gen.py from the overlay half of a design point.",
+        "// Do not edit: regenerate (codesign build-overlay) when the overlay changes.",
+        f"// overlay: {json.dumps(ov.to_dict(), sort_keys=True)}",
+        "#ifndef PCD_CONFIG_H",
+        "#define PCD_CONFIG_H",
+        "",
+        "// --- identity and clock",
+        _define("PCD_HW_ID", f"0x{ov.hardware_id:08x}u", "hardware ID: hash of the overlay"),
+        _define("PCD_DEVICE", json.dumps(ov.device)),
+        _define("PCD_CLOCK_MHZ", f"{ov.clock_mhz:g}"),
+        _define("PCD_CLOCK_PERIOD_NS", f"{1000.0 / ov.clock_mhz:.4f}"),
+        "",
+        "// --- datapath",
+        _define("PCD_FEATURE_BITS", fb), _define("PCD_FEATURE_BYTES", eb, "wire lane"),
+        _define("PCD_LANES", lanes, "feature codes per 64-bit beat"),
+        _define("PCD_WEIGHT_BITS", wbits), _define("PCD_WEIGHT_BYTES", wbytes, "container"),
+        _define("PCD_BIAS_BITS", ov.bias_bits), _define("PCD_ACC_BITS", ov.acc_bits),
+        _define("PCD_ROUNDING", ROUNDING_ID[rmode], f"{rmode.value} (fixedpoint.ROUNDING_ID)"),
+        _define("PCD_AP_QUANT", AP_QUANT[rmode], "the same rounding as an ap_fixed mode"),
+        _define("PCD_AP_OVERFLOW", ap_overflow(ov.narrow_range)),
+        _define("PCD_NARROW_RANGE", int(ov.narrow_range)),
+        "",
+        "// --- largest sizes (buffers) and loop trip-count hints",
+        _define("PCD_MAX_CHANNELS", ov.max_channels), _define("PCD_MAX_WIDTH", ov.max_width),
+        _define("PCD_MAX_ROW_ELEMS", ov.max_row_elems),
+        _define("PCD_MAX_LAYER_WEIGHTS", ov.max_layer_weights),
+        _define("PCD_BAND_ROWS", ov.band_rows, "rows per band (the row-band tile)"),
+        _define("PCD_MAX_PIXEL_BEATS", max_pixel_beats),
+        _define("PCD_TRIP_MAP_BEATS", max_row_beats * ov.max_width),
+        _define("PCD_TRIP_BAND_PIXELS", ov.band_rows * ov.max_width),
+        _define("PCD_TRIP_WEIGHT_BEATS", max_weight_beats),
+        _define("PCD_FIFO_DEPTH", max(16, 2 * max_pixel_beats), "beats between stages"),
+        _define("PCD_PARAM_FIFO_DEPTH", 16),
+        _define("PCD_COSIM_PARAM_BEATS", _ceil(cosim_param_bytes, 8)),
+        "",
+        "// --- wire format (pynq_codesign.wire)",
+        _define("PCD_DESC_MAGIC", f"0x{wire.DESC_MAGIC:08x}u"),
+        _define("PCD_HEADER_WORDS", wire.HEADER_WORDS),
+        _define("PCD_LAYER_WORDS", wire.LAYER_WORDS),
+    ]
+    out += [_define(f"PCD_H_{f.upper()}", i) for i, f in enumerate(wire.HEADER_FIELDS)]
+    out += [_define(f"PCD_L_{f.upper()}", i) for i, f in enumerate(wire.LAYER_FIELDS)]
+    out += [_define(f"PCD_KIND_{k.upper()}", v) for k, v in wire.LAYER_TYPE_ID.items()]
+    out += [_define(f"PCD_ACT_{k.upper()}", v) for k, v in wire.ACTIVATION_ID.items()]
+    out += [
+        "",
+        "// --- the stage chain",
+        _define("PCD_N_STAGES", len(stages)),
+        _define("PCD_STAGE_KINDS", _c_array([wire.LAYER_TYPE_ID[s.kind] for s in stages])),
+        _define("PCD_STAGE_PE", _c_array([s.pe for s in stages])),
+        _define("PCD_STAGE_SIMD", _c_array([s.simd for s in stages])),
+        _define("PCD_STAGE_MAX_WEIGHTS", _c_array([s.max_weights for s in stages])),
+        _define("PCD_STAGE_WEIGHT_WORDS", _c_array([s.weight_words for s in stages])),
+        _define("PCD_N_PARAM_STREAMS", n_streams),
+        _define("PCD_STAGE_PARAM_STREAM", _c_array([s.param_stream for s in stages])),
+        "",
+        "#include <ap_fixed.h>",
+        "// A fixed-point format of this overlay's datapath: rounding and saturation as ap_fixed",
+        "// names them (the integer requantiser in requant.h computes the same).",
+        "template <int W, int I>",
+        "using pcd_fixed = ap_fixed<W, I, PCD_AP_QUANT, PCD_AP_OVERFLOW>;",
+        "",
+        '#include "pcd_kernels.h"',
+        "",
+    ]
+    for s in stages:
+        out += [s.wrapper, ""]
+    calls = []
+    for s in stages:
+        wp = f"WP[{s.param_stream}], " if s.param_stream >= 0 else ""
+        calls.append(f"  {'pcd_stage_%d' % s.index}(CHAIN[{s.index}], CHAIN[{s.index + 1}], "
+                     f"{wp}CFG.slot[{s.index}]);")
+    out += ["// The dataflow processes of the chain, in order (used by engine_top.cpp).",
+            "#define PCD_STAGE_CHAIN(CHAIN, WP, CFG) \\"]
+    out += [c + " \\" for c in calls[:-1]] + [calls[-1]]
+    out += ["", "#endif  // PCD_CONFIG_H", ""]
+    return "\n".join(out)
+
+
+def hls_sources() -> list[Path]:
+    """The hand-written C++ of the engine (relative layout kept when copied)."""
+    files = sorted(p for p in HLS_DIR.rglob("*") if p.is_file()
+                   and p.suffix in (".h", ".cpp", ".tcl") and "__pycache__" not in p.parts)
+    if not files:
+        raise HlsGenError(f"{HLS_DIR}: the HLS sources are missing from this installation")
+    return files
+
+
+def write_sources(dest: str | Path, overlay: Overlay, binding: Binding | None = None,
+                  cosim_param_bytes: int | None = None) -> Path:
+    """Copy ``hls/`` into ``dest`` and write the generated header beside it; returns the
+    header's path."""
+    dest = Path(dest)
+    header = generate_header(overlay, binding, cosim_param_bytes)
+    for src in hls_sources():
+        rel = src.relative_to(HLS_DIR)
+        (dest / rel).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, dest / rel)
+    path = dest / HEADER_NAME
+    path.write_text(header)
+    return path
