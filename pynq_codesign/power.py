@@ -33,6 +33,8 @@ PL_W_PER_GMACS = 0.32
 DDR_W_PER_GBPS = 0.45
 #: Sampling period of the rail and meter recorders (s).
 SAMPLE_PERIOD_S = 0.05
+#: Tolerance on a meter log's time stamps (their resolution and clock skew), seconds.
+CSV_SLACK_S = 0.25
 
 
 class PowerError(CodesignError):
@@ -203,7 +205,7 @@ class CsvMeter:
             if got is None:
                 continue
             t, w = got
-            if t is not None and self._t0 <= t <= self._t1:
+            if t is not None and self._t0 - CSV_SLACK_S <= t <= self._t1 + CSV_SLACK_S:
                 stamped.append(w)
             elif t is None and pos >= self._offset:
                 appended.append(w)
