@@ -30,7 +30,7 @@ from .package import Package, load_package
 from .platform.base import (BoardTimeout, HardwareIdMismatch, Platform, PlatformError,
                             TransferError, buffer_sizes, plan_transfers)
 from .platform.sim.emulator import run_program
-from .wire import (BEAT_BYTES, DESC_MAGIC, HEADER_WORDS, feature_bytes, pack_feature,
+from .wire import (BEAT_BYTES, DESC_MAGIC, HEADER_WORDS, STATUS, feature_bytes, pack_feature,
                    unpack_feature)
 
 #: Bytes the probe descriptor takes at the end of the parameter buffer.
@@ -206,6 +206,7 @@ class Driver:
         except BoardTimeout as e:
             if self._recovering:
                 raise
+            status = self._engine_status()
             self._recovering = True
             try:
                 self.platform.recover()
@@ -215,7 +216,17 @@ class Driver:
                 note = f"recovery failed too ({again})"
             finally:
                 self._recovering = False
-            raise type(e)(f"{e} [{note}]") from None
+            raise type(e)(f"{e}{status} [{note}]") from None
+
+    def _engine_status(self) -> str:
+        """The engine's status register after a failed pass, as words ('' when ok)."""
+        try:
+            code = self.platform.read_reg("status")
+        except CodesignError:
+            return ""
+        if not code:
+            return ""
+        return f"; engine status {code}: {STATUS.get(code, 'unknown code')}"
 
     # --- self-test ---------------------------------------------------------------------
     def selftest(self) -> "SelfTestReport":

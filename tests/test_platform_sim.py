@@ -135,3 +135,18 @@ def test_hidden_physics_is_not_public(pkg):
         for a in dir(obj):
             if not a.startswith("_"):
                 assert not isinstance(getattr(obj, a), _Physics), a
+
+
+def test_a_bad_descriptor_sets_the_status_and_the_streams_never_finish(pkg):
+    pf = SimPlatform(0)
+    with Driver(pf, pkg, timeout=0.05) as drv:
+        ps = pkg.program.passes[0]
+        bad = type(ps)(**{**ps.__dict__, "desc_offset": ps.desc_offset + 8})
+        real = pkg.program.passes
+        object.__setattr__(pkg.program, "passes", (bad,) + real[1:])
+        try:
+            with pytest.raises(TransferTimeout, match="engine status 1"):
+                drv.run(pkg.golden[0][0])
+        finally:
+            object.__setattr__(pkg.program, "passes", real)
+        assert np.array_equal(drv.run(pkg.golden[0][0]).codes, pkg.golden[0][1])

@@ -33,7 +33,7 @@ from ...design import Overlay
 from ...devices import load_device
 from ...package import Package
 from ...wire import (CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY, CONTROL_AP_START,
-                     REGISTERS, WireError, feature_bytes, feature_elem_bytes, pack_feature,
+                     REGISTERS, STATUS, WireError, feature_bytes, feature_elem_bytes, pack_feature,
                      read_descriptor, unpack_feature)
 from ..base import (CoreTimeout, Platform, PlatformError, TransferError, TransferTimeout,
                     dma_max_bytes)
@@ -51,6 +51,7 @@ SIM_SG_LENGTH_WIDTH = 26
 #: Simulated seconds to download a bitstream (about 4 MB over PCAP plus pynq's bookkeeping).
 _DOWNLOAD_S = 0.45
 _NEVER = math.inf
+_READ_ONLY = ("hw_id", "hw_id_ctrl", "status", "status_ctrl")
 
 
 class SimPlatform(Platform):
@@ -155,7 +156,7 @@ class SimPlatform(Platform):
         tm = self._need_loaded()
         self._check_name(name)
         self._clock += tm.reg_write()
-        if name in ("hw_id", "hw_id_ctrl"):
+        if name in _READ_ONLY:
             return                                   # read-only: writes are ignored
         if name == "control":
             if value & CONTROL_AP_START:
@@ -178,6 +179,8 @@ class SimPlatform(Platform):
             return self._regs["hw_id"] if self._hw_id_valid else 0
         if name == "hw_id_ctrl":
             return 1 if self._hw_id_valid else 0
+        if name == "status_ctrl":
+            return 1 if self._hw_id_valid else 0
         return self._regs[name]
 
     def start_core(self) -> None:
@@ -195,15 +198,22 @@ class SimPlatform(Platform):
                                 "no allocated buffer: write the parameter buffer's address "
                                 "first (on hardware this reads garbage or faults the bus)")
         off = self._regs["desc_offset"]
+        self._done_pending = True
+        self._hw_id_valid = True
+        self._regs["hw_id"] = self._ov.hardware_id
         try:
             header, entries = read_descriptor(params, off)
-        except (WireError, ValueError) as e:
-            raise PlatformError(f"no pass descriptor at desc_offset {off}: {e} (on hardware "
-                                "the core would run on garbage)") from None
-        self._done_pending = True
+        except (WireError, ValueError):
+            # the engine refuses it: status 1, no stream data moves (the DMAs never finish)
+            self._regs["status"] = 1
+            self._core_idle = tm.probe(now)
+            self._send_idle = self._recv_idle = _NEVER
+            self._send = self._recv = None
+            self._dma_hang_reason = (f"the engine refused the descriptor at desc_offset "
+                                     f"{off}: {STATUS[1]}")
+            return
+        self._regs["status"] = 0
         if header["n_layers"] == 0:                  # probe: sets hw_id, no stream I/O
-            self._regs["hw_id"] = self._ov.hardware_id
-            self._hw_id_valid = True
             self._core_idle = tm.probe(now)
             return
         self._run(tm, params, off, header, entries, now)
@@ -215,8 +225,6 @@ class SimPlatform(Platform):
                                 "(the core blocks on its streams otherwise)")
         (sbuf, sbytes, t_send), (rbuf, rbytes, t_recv) = self._send, self._recv
         self._send = self._recv = None
-        self._regs["hw_id"] = self._ov.hardware_id
-        self._hw_id_valid = True
         fb = self._ov.feature_bits
         eb = feature_elem_bytes(fb)
         need_in = feature_bytes(header["in_h"], header["in_w"], header["in_c"], fb)
