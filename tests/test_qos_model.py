@@ -1,0 +1,333 @@
+"""The analytical QoS model on cases computed by hand.
+
+Latency terms (one band, one bundle, compute- and memory-bound), resources, fit and
+over-budget, vectorised == scalar, and plausibility on the reference designs. Every
+expectation below is derived in the comments from the model's stated rules
+(docs/qos-model.md) and the PYNQ-Z1 profile (DDR3 16 bit x 1050 MT/s, 64-bit stream).
+"""
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from host_search import binding as bd
+from host_search.qos_model import (DesignBatch, ModelConstants, ModelError, estimate,
+                                   estimate_batch, resources)
+from pynq_codesign.design import (Bundle, Design, Layer, Network, Overlay, Stage,
+                                  load_design, size_overlay)
+from pynq_codesign.devices import load_device
+from pynq_codesign.fixedpoint import FixedFormat
+from pynq_codesign.qos import QoSRecord
+
+F = 100e6                                   # 100 MHz
+STREAM = 8 * F                              # 64-bit beats per cycle, bytes/s
+DDR = 1050e6 * 2 * 0.70                     # PYNQ-Z1 DDR peak x default efficiency
+ZERO = ModelConstants(dma_setup_us=0.0, pass_overhead_us=0.0, frame_overhead_us=0.0,
+                      stage_depth_cycles=0, band_overhead_cycles=0, row_overhead_cycles=0,
+                      maxi_burst_gap_cycles=0)
+
+
+def _net(c: int, h: int, w: int, bundles: list[list[Layer]]) -> Network:
+    return Network(input_channels=c, input_height=h, input_width=w,
+                   bundles=tuple(Bundle(tuple(b)) for b in bundles),
+                   input_format=FixedFormat(8, 3), weight_format=FixedFormat(8, 2),
+                   feature_format=FixedFormat(8, 4))
+
+
+def _design(net: Network, stages: tuple[Stage, ...], band_rows: int = 8,
+            wb: int = 8, fb: int = 8, **ov) -> Design:
+    o = size_overlay(net, stages=stages, weight_bits=wb, feature_bits=fb,
+                     band_rows=band_rows)
+    return Design("t", replace(o, **ov), net)
+
+
+def test_one_band_single_pw_layer_compute_bound():
+    # 16x4x4 input, pw -> 10 channels, pe=2 simd=4, band_rows 8 >= 4 rows: one band.
+    d = _design(_net(16, 4, 4, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 2, 4),))
+    e = estimate_batch(DesignBatch.from_design(d), ZERO)
+    comp = 4 * 4 * (16 // 4) * (10 // 2) / F        # 320 cycles
+    load = 4 * 4 * 16 / STREAM                      # 16 channels = 2 beats per pixel
+    store = 4 * 4 * 16 / STREAM                     # 10 channels padded to 16
+    weights = (160 + 40) / STREAM                   # 160 int8 weights + 10 int32 biases
+    want = (weights + load + comp + store) * 1e3
+    assert e.latency_ms[0] == pytest.approx(want, rel=1e-9)
+    assert e.bundle_latency_ms[0, 0] == pytest.approx(want, rel=1e-9)
+    assert bool(e.pass_compute_bound[0, 0])
+    assert e.macs[0] == 16 * 10 * 16 and e.params[0] == 160 + 10
+
+
+def test_overheads_add_exactly_their_hand_counted_terms():
+    d = _design(_net(16, 4, 4, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 2, 4),))
+    k = ModelConstants()
+    base = estimate_batch(DesignBatch.from_design(d), ZERO).latency_ms[0]
+    full = estimate_batch(DesignBatch.from_design(d), k).latency_ms[0]
+    # one pass, one band, one stage of 4 rows, one weight burst
+    extra_us = (k.frame_overhead_us + k.pass_overhead_us + k.dma_setup_us
+                + (k.stage_depth_cycles + k.band_overhead_cycles + 4 * k.row_overhead_cycles
+                   + k.maxi_burst_gap_cycles) / F * 1e6)
+    assert full - base == pytest.approx(extra_us * 1e-3, rel=1e-9)
+
+
+def test_one_bundle_of_bands_compute_bound():
+    # 4x16x8 input; bundle dw + pw(10) on a dw(pe 2) -> pw(pe 2, simd 2) chain;
+    # band_rows 4 -> 4 bands. Per band: dw 4*8*ceil(4/2) = 64 cycles, pw
+    # 4*8*ceil(4/2)*ceil(10/2) = 320 cycles, load 4*8*8 B, store 4*8*16 B.
+    d = _design(_net(4, 16, 8, [[Layer("dw"), Layer("pw", 10, activation="none")]]),
+                (Stage("dw", 2), Stage("pw", 2, 2)), band_rows=4)
+    e = estimate_batch(DesignBatch.from_design(d), ZERO)
+    dw, pw = 64 / F, 320 / F
+    load, store = 4 * 8 * 8 / STREAM, 4 * 8 * 16 / STREAM
+    ddr = (4 * 8 * 8 + 4 * 8 * 16) / DDR
+    steady = max(dw, pw, load, store, ddr)
+    assert steady == pw
+    weights = (40 + 16 + 40 + 40) / STREAM     # dw 36 B -> 40, 4 biases, pw 40 B, 10 biases
+    want = weights + (load + dw + pw + store) + 3 * steady
+    assert e.latency_ms[0] == pytest.approx(want * 1e3, rel=1e-9)
+    assert bool(e.pass_compute_bound[0, 0])
+    assert e.bundle_macs[0, 0] == 9 * 4 * 128 + 4 * 10 * 128
+
+
+def test_memory_bound_pass_runs_at_the_store_stream():
+    # 8x32x16 input, pw(10) with pe 16, simd 8: one cycle per pixel, but each pixel
+    # stores 16 bytes (10 channels padded) = 2 beats: the output stream sets the pace.
+    d = _design(_net(8, 32, 16, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 16, 8),), band_rows=8)
+    e = estimate_batch(DesignBatch.from_design(d), ZERO)
+    px = 8 * 16                                     # pixels per band, 4 bands
+    comp, load, store = px / F, px * 8 / STREAM, px * 16 / STREAM
+    ddr = px * 24 / DDR
+    steady = max(comp, load, store, ddr)
+    assert steady == store
+    weights = (80 + 40) / STREAM
+    want = weights + (load + comp + store) + 3 * steady
+    assert e.latency_ms[0] == pytest.approx(want * 1e3, rel=1e-9)
+    assert not bool(e.pass_compute_bound[0, 0])
+
+
+def test_ddr_bound_when_the_stream_is_faster_than_ddr():
+    # at 200 MHz the two streams give 1.6 GB/s each, DDR 1.47 GB/s shared: load 8 B +
+    # store 16 B per pixel through DDR is the slowest term.
+    d = _design(_net(8, 32, 16, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 16, 8),), band_rows=8, clock_mhz=200.0)
+    e = estimate_batch(DesignBatch.from_design(d), ZERO)
+    px, f = 8 * 16, 200e6
+    comp, load, store = px / f, px * 8 / (8 * f), px * 16 / (8 * f)
+    ddr = px * 24 / DDR
+    assert ddr > max(comp, load, store)
+    weights = (80 + 40) / min(8 * f, DDR)          # m_axi is DDR-limited here too
+    want = weights + (load + comp + store) + 3 * ddr
+    assert e.latency_ms[0] == pytest.approx(want * 1e3, rel=1e-9)
+
+
+def test_passes_split_when_the_chain_has_no_slot_left():
+    # two pw layers on a one-pw chain: two passes, each with its own overheads
+    net = _net(16, 4, 4, [[Layer("pw", 16), Layer("pw", 10, activation="none")]])
+    d = _design(net, (Stage("pw", 2, 4),))
+    k = ZERO.with_(pass_overhead_us=7.0)
+    e0 = estimate_batch(DesignBatch.from_design(d), ZERO)
+    e1 = estimate_batch(DesignBatch.from_design(d), k)
+    assert e0.pass_latency_ms.shape == (1, 2)
+    assert e1.latency_ms[0] - e0.latency_ms[0] == pytest.approx(2 * 7.0e-3, rel=1e-9)
+
+
+def test_resources_by_hand():
+    # pw(pe 2, simd 4), W8 x F8: 8 multipliers on 8 DSP48E1.
+    # buffers: s0_band: lanes max(8-elem beat, simd 4) = 8 -> 64-bit words,
+    #   depth 8 rows * 64/8 = 64 -> one 512x36 aspect deep, two wide = 2 BRAM18, x2 = 4;
+    # s0_weights: 160 weights in words of 8 -> 20 x 64 bits = 1280 bits -> LUTRAM;
+    # s0_bias: 2 banks of 8 x 32 bits -> LUTRAM.
+    d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 2, 4),), max_row_elems=64)
+    r = resources(DesignBatch.from_design(d))
+    assert r["dsp"][0] == 8
+    assert r["bram18"][0] == 4
+    b = bd.bind_overlay(d.overlay)
+    assert [(x.name, x.impl, x.bram18) for x in b.buffers] == [
+        ("s0_band", "bram", 4), ("s0_weights", "lutram", 0), ("s0_bias", "lutram", 0)]
+    assert b.mults[0].mult_impl == "dsp" and b.mults[0].dsp_per_mult == 1
+
+
+def test_bram18_count_rules():
+    assert bd.bram18_count(2048, 9) == 1
+    assert bd.bram18_count(2049, 9) == 2
+    assert bd.bram18_count(512, 72) == 2
+    assert bd.bram18_count(1, 1) == 1               # a bank takes a whole BRAM18
+    assert bd.bram18_count(1536, 11) == 2           # 1Kx18 aspect, two deep
+    assert list(bd.bram18_count(np.array([1024, 1025]), 18)) == [1, 2]
+
+
+def test_fabric_and_packing_decisions():
+    # 2x4 products go to LUTs: no DSP at all
+    d = _design(_net(16, 4, 4, [[Layer("pw", 10, activation="none")]]),
+                (Stage("pw", 2, 4),), wb=2, fb=4)
+    b = bd.bind_overlay(d.overlay)
+    assert b.mults[0].mult_impl == "fabric" and b.dsp == 0
+    assert resources(DesignBatch.from_design(d))["dsp"][0] == 0
+    # W8 x F8 on DSP48E1 without cascade (simd 1) packs: s = 16, 16 + 8 <= 25
+    assert bd.pack_shift_ok(8, 8, 1, 25, 18)
+    # with an 8-term cascade the guard bits push A to 19 + 8 = 27 > 25, fine on 27x18
+    assert not bd.pack_shift_ok(8, 8, 8, 25, 18)
+    assert bd.pack_shift_ok(8, 8, 8, 27, 18)
+    # W11 x F8 never packs on the DSP48E1 (19 + 11 > 25)
+    assert not bd.pack_shift_ok(11, 8, 1, 25, 18)
+    # a dw stage has no shared operand
+    assert not bd.pack_legal("dw", 8, 1, 8, 8, 25, 18)
+
+
+def test_auto_packing_only_over_budget_and_over_budget_message():
+    net = _net(16, 4, 4, [[Layer("pw", 10, activation="none")]])
+    # 256 W8xF8 products with simd 1: unpacked 256 > 220 DSP -> auto packs to 128
+    d = _design(net, (Stage("pw", 256, 1),))
+    b = bd.bind_overlay(d.overlay)
+    assert b.mults[0].mult_impl == "dsp_packed" and b.dsp == 128
+    assert bd.bind_overlay(d.overlay, pack="never").dsp == 256
+    assert resources(DesignBatch.from_design(d))["dsp"][0] == 128
+    # 128 products fit unpacked: auto leaves them alone
+    assert bd.bind_overlay(_design(net, (Stage("pw", 128, 1),)).overlay).mults[0] \
+        .mult_impl == "dsp"
+    # W11 x F8, 64 x 8 = 512 products: cannot pack, over the PYNQ-Z1's 220
+    d11 = _design(net, (Stage("pw", 64, 8),), wb=11)
+    rec = estimate(d11)
+    assert rec.dsp == 512
+    assert rec.extra["fits"] is False
+    assert "dsp 512 > 220" in rec.extra["over_budget"]
+
+
+def test_fits_needs_resources_and_the_network_check():
+    net = _net(16, 4, 4, [[Layer("pw", 10, activation="none")]])
+    ok = estimate(_design(net, (Stage("pw", 2, 4),)))
+    assert ok.extra["fits"] is True and ok.extra["over_budget"] == []
+    # the same overlay with too few channels: resources fine, network does not fit
+    small = _design(net, (Stage("pw", 2, 4),), max_channels=8)
+    rec = estimate(small)
+    assert rec.extra["over_budget"] == [] and rec.extra["fits"] is False
+    assert any("max_channels" in p for p in rec.extra["fit_problems"])
+    e = estimate_batch(DesignBatch.from_design(small))
+    assert not e.network_fits[0] and e.resources_fit[0] and not e.fits[0]
+
+
+def _variants(name: str) -> list[Design]:
+    base = load_design(name)
+    out = [base]
+    for pe_dw, pe, simd, clk, rows in ((2, 8, 8, 125.0, 4), (8, 32, 4, 142.86, 16),
+                                       (1, 4, 16, 50.0, 2)):
+        st = tuple(Stage("dw", pe_dw) if s.kind == "dw" else
+                   Stage("pw", pe, simd) if s.kind == "pw" else s
+                   for s in base.overlay.stages)
+        out.append(replace(base, overlay=replace(base.overlay, stages=st, clock_mhz=clk,
+                                                 band_rows=rows)))
+    return out
+
+
+@pytest.mark.parametrize("name", ["dnn-a", "dnn-c"])
+def test_vectorised_equals_scalar(name):
+    designs = _variants(name)
+    e = estimate_batch(DesignBatch.from_designs(designs))
+    for i, d in enumerate(designs):
+        r = estimate(d)
+        assert r.latency_ms == pytest.approx(e.latency_ms[i], rel=1e-12)
+        assert r.power_w == pytest.approx(e.power_w[i], rel=1e-12)
+        assert [r.dsp, r.bram18, r.lut, r.ff] == \
+            [e.dsp[i], e.bram18[i], e.lut[i], e.ff[i]]
+        assert r.extra["fits"] == bool(e.fits[i])
+        # the scalar binding (what the HLS header gets) agrees with the vectorised one
+        b = bd.bind_overlay(d.overlay)
+        assert (b.dsp, b.bram18) == (e.dsp[i], e.bram18[i])
+        assert [x.latency_ms for x in r.bundles] == pytest.approx(
+            list(e.bundle_latency_ms[i]), rel=1e-12)
+
+
+def test_batch_with_knobs_equals_batch_of_designs():
+    designs = _variants("dnn-a")
+    a = estimate_batch(DesignBatch.from_designs(designs))
+    base = DesignBatch.from_design(designs[0], len(designs))
+    pe = np.array([[s.pe for s in d.overlay.stages] for d in designs])
+    simd = np.array([[s.simd for s in d.overlay.stages] for d in designs])
+    b = estimate_batch(base.with_(pe=pe, simd=simd,
+                                  clock_mhz=[d.overlay.clock_mhz for d in designs],
+                                  band_rows=[d.overlay.band_rows for d in designs]))
+    assert np.array_equal(a.latency_ms, b.latency_ms)
+    assert np.array_equal(a.bram18, b.bram18)
+
+
+def test_batch_shape_errors_are_clear():
+    base = DesignBatch.from_design(load_design("dnn-a"), 3)
+    with pytest.raises(ModelError, match="pe"):
+        base.with_(pe=np.ones((3, 7)))
+    with pytest.raises(ModelError, match="topology"):
+        DesignBatch.from_designs([load_design("dnn-a"), load_design("dnn-c")])
+
+
+def test_dnn_a_macs_and_params_by_hand():
+    # 3x160x360; per bundle DW3 then PW1 then pool (the last: DW3 PW1(384) PW1(10))
+    macs = (9 * 3 * 160 * 360 + 3 * 48 * 160 * 360
+            + 9 * 48 * 80 * 180 + 48 * 96 * 80 * 180
+            + 9 * 96 * 40 * 90 + 96 * 192 * 40 * 90
+            + 9 * 192 * 20 * 45 + 192 * 384 * 20 * 45 + 384 * 10 * 20 * 45)
+    params = (9 * 3 + 3 + 3 * 48 + 48 + 9 * 48 + 48 + 48 * 96 + 96 + 9 * 96 + 96
+              + 96 * 192 + 192 + 9 * 192 + 192 + 192 * 384 + 384 + 384 * 10 + 10)
+    rec = estimate(load_design("dnn-a"))
+    assert rec.extra["macs"] == macs == 223257600
+    assert rec.extra["params"] == params
+    assert sum(b.macs for b in rec.bundles) == macs
+
+
+@pytest.mark.parametrize("name", ["dnn-a", "dnn-b", "dnn-c"])
+def test_reference_designs_are_plausible(name):
+    d = load_design(name)
+    rec = estimate(d)
+    assert isinstance(rec, QoSRecord) and rec.source == "estimated"
+    assert rec.power_source == "estimated"
+    ov = d.overlay
+    # no faster than every multiplier busy every cycle, layer by layer
+    lanes = {s.kind: s.multipliers // (9 if s.kind in ("dw", "conv3") else 1)
+             for s in ov.stages}
+    bound_s = 0.0
+    for lay, s in zip(d.network.layers, d.network.shapes()):
+        if lay.type == "dw":
+            bound_s += 9 * s.in_c * s.out_h * s.out_w / (9 * lanes["dw"]) / (ov.clock_mhz * 1e6)
+        elif lay.type == "pw":
+            bound_s += s.in_c * s.out_c * s.out_h * s.out_w / lanes["pw"] / (ov.clock_mhz * 1e6)
+    assert rec.latency_ms >= bound_s * 1e3
+    assert rec.latency_ms <= 5 * bound_s * 1e3          # and not absurdly slower
+    assert rec.fps == pytest.approx(1000.0 / rec.latency_ms)
+    dev = load_device(ov.device)
+    static = dev.static_board_w + dev.ps_active_w + dev.pl_static_w
+    assert static < rec.power_w < static + 3.0
+    assert rec.energy_mj_per_frame == pytest.approx(rec.power_w * rec.latency_ms)
+    assert sum(b.latency_ms for b in rec.bundles) < rec.latency_ms
+    assert 0 < rec.dsp <= ov.multipliers
+    # the DDR traffic is at least the input frame and the output grid
+    assert rec.extra["ddr_bytes_per_frame"] >= 160 * 360 * 8
+
+
+def test_faster_clock_and_more_parallelism_help():
+    d = load_design("dnn-a")
+    b = DesignBatch.from_design(d, 3)
+    pe = b.pe.copy()
+    pe[2, 1] *= 2                                       # twice the pw lanes
+    e = estimate_batch(b.with_(clock_mhz=[100.0, 142.86, 100.0], pe=pe))
+    assert e.latency_ms[1] < e.latency_ms[0]
+    assert e.latency_ms[2] < e.latency_ms[0]
+    assert e.dsp[2] > e.dsp[0]
+
+
+def test_retarget_device_changes_budget_and_dsp_kind():
+    r1 = estimate(load_design("dnn-a"), device="zcu104")
+    assert r1.extra["device"] == "zcu104"
+    assert r1.extra["budget"]["dsp"] == load_device("zcu104").dsp
+    big = replace(load_design("dnn-a"))
+    big = replace(big, overlay=replace(big.overlay, clock_mhz=250.0, device="zcu104"))
+    with pytest.raises(ModelError, match="MHz"):
+        estimate(big, device="pynq-z1")
+
+
+def test_constants_override_and_unknown_names():
+    k = ModelConstants().with_(ddr_efficiency=0.5)
+    assert ModelConstants.from_dict(k.to_dict()) == k
+    with pytest.raises(ModelError, match="unknown model constant"):
+        ModelConstants().with_(ddr_eficiency=0.5)
