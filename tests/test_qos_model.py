@@ -331,3 +331,25 @@ def test_constants_override_and_unknown_names():
     assert ModelConstants.from_dict(k.to_dict()) == k
     with pytest.raises(ModelError, match="unknown model constant"):
         ModelConstants().with_(ddr_eficiency=0.5)
+
+
+def test_cli_estimate_json_and_table(capsys, tmp_path):
+    import json
+
+    from pynq_codesign.cli import main
+    assert main(["estimate", "dnn-c", "--json"]) == 0
+    d = json.loads(capsys.readouterr().out)
+    for key in ("fps", "latency_ms", "macs", "params", "dsp", "bram18", "lut", "ff",
+                "power_w", "energy_mj_per_frame", "fits", "bundles", "source",
+                "over_budget"):
+        assert key in d, key
+    assert d["source"] == "estimated" and d["power_source"] == "estimated"
+    assert len(d["bundles"]) == 4 and all("latency_ms" in b for b in d["bundles"])
+    assert main(["estimate", "dnn-a", "--device", "zcu104"]) == 0
+    out = capsys.readouterr().out
+    assert "zcu104" in out and "estimated" in out and "bram18" in out and "%" in out
+    bad = tmp_path / "bad.json"
+    bad.write_text('{"schema_version": 1, "network": {"bundles": []}}')
+    assert main(["estimate", str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "network.bundles" in err and "Traceback" not in err
