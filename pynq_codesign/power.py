@@ -28,7 +28,7 @@ from .errors import CodesignError
 
 #: Fabric dynamic power per 10^9 multiply-accumulates per second (W), a typical figure
 #: for DSP48E1 datapaths with their BRAM traffic at 8-16 bit operands.
-PL_W_PER_GMACS = 0.32
+PL_W_PER_GMACS = 0.06
 #: DDR3 and HP-port power per GB/s moved (W).
 DDR_W_PER_GBPS = 0.45
 #: Sampling period of the rail and meter recorders (s).

@@ -88,7 +88,7 @@ def _draw_physics(seed: int) -> _Physics:
         reg_write_s=u(2.5e-6, 7e-6), reg_read_s=u(2.5e-6, 7e-6), dma_call_s=u(30e-6, 90e-6),
         cache_bytes_per_s=u(0.5e9, 1.4e9), poll_s=u(4e-6, 12e-6),
         cpu_slowdown=CPU_SLOWDOWN_NOMINAL * u(0.75, 1.25), static_scale=u(0.85, 1.15),
-        pl_w_per_gmacs=u(0.25, 0.45), ddr_w_per_gbps=u(0.35, 0.6))
+        pl_w_per_gmacs=u(0.035, 0.09), ddr_w_per_gbps=u(0.35, 0.6))
 
 
 @dataclass
