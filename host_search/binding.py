@@ -68,11 +68,11 @@ consumer's channels per cycle; the load writes one 64-bit beat of elements per c
 * ``s{k}_rowbuf`` (pool): one row of horizontal pair maxima, ``ceil(E/2)`` elements,
   ``lanes`` = one 64-bit beat of elements (the pool's rate); single.
 * ``s{k}_weights`` (dw, pw, conv3): the weights of one layer, loaded over ``m_axi`` at
-  the start of a pass: ``min(max_layer_weights, 9*C | C*C | 9*C*C)`` weights of ``wb``
-  bits. The parallel lanes read in one cycle (``9*pe`` for dw, ``pe*simd`` for pw,
-  ``9*pe*simd`` for conv3) are packed side by side into one wide word
+  the start of a pass, folded: one word holds the block the stage reads in one cycle
+  (``9*pe`` weights for dw, ``pe*simd`` for pw, ``9*pe*simd`` for conv3) side by side
   (``ARRAY_RESHAPE``; ``lanes`` elements per word, ``banks = 1``), which uses BRAM by
-  the bit rather than one BRAM18 per lane. Single-buffered: a pass loads its weights
+  the bit rather than one BRAM18 per lane; ``depth`` = :func:`weight_words`, the worst
+  case of ``ceil(OC/pe) * ceil(IC/simd)`` over the layers the overlay admits. Single-buffered: a pass loads its weights
   before it computes.
 * ``s{k}_bias`` (dw, pw, conv3): ``C`` biases of ``bias_bits``, partitioned cyclically
   into ``pe`` banks (``ARRAY_PARTITION``, ``lanes = 1``); single.
@@ -271,6 +271,41 @@ def max_weights_of(kind: str, max_channels: Any, max_layer_weights: Any) -> Any:
     return np.minimum(np.asarray(max_layer_weights, dtype=np.int64), cap)
 
 
+def weight_words(kind: str, pe: Any, simd: Any, max_channels: Any,
+                 max_layer_weights: Any) -> Any:
+    """Words of a stage's folded weight memory: one word holds the ``pe x simd`` block
+    (``x 9`` taps for conv3; ``pe x 9`` for dw) the stage reads in one cycle, so a layer
+    of ``IC x OC`` takes ``ceil(OC/pe) * ceil(IC/simd)`` words. The depth is the worst
+    case over every layer within the overlay's limits (``IC, OC <= max_channels``,
+    weights ``<= max_layer_weights``), which can exceed ``ceil(weights / (pe*simd))``
+    when channel counts are no multiples of ``pe`` / ``simd``.
+
+    Vectorised; for a given ``ceil(IC/simd)`` the smallest such ``IC`` allows the most
+    output channels, so only ``IC = j*simd + 1`` is tried, once per distinct
+    ``(pe, simd, max_channels, max_layer_weights)``.
+    """
+    c = np.asarray(max_channels, dtype=np.int64)
+    m = np.asarray(max_layer_weights, dtype=np.int64)
+    if kind == "dw":
+        out = _ceil_div(np.minimum(c, m // 9), pe)
+        return out if np.ndim(out) else int(out)
+    per = 9 if kind == "conv3" else 1
+    pe_, simd_, c_, m_ = np.broadcast_arrays(np.asarray(pe, dtype=np.int64),
+                                             np.asarray(simd, dtype=np.int64), c, m)
+    shape = pe_.shape
+    rows = np.stack([pe_.ravel(), simd_.ravel(), c_.ravel(), m_.ravel()], axis=1)
+    uniq, inv = np.unique(rows, axis=0, return_inverse=True)
+    up, us, uc, um = uniq.T
+    best = np.zeros(len(uniq), dtype=np.int64)
+    for j in range(int(_ceil_div(uc, us).max()) if len(uniq) else 0):
+        ic = j * us + 1
+        oc = np.minimum(uc, um // (per * ic))
+        ok = (ic <= uc) & (oc >= 1)
+        best = np.maximum(best, np.where(ok, (j + 1) * _ceil_div(oc, up), 0))
+    out = best[np.asarray(inv).ravel()].reshape(shape)
+    return out if out.ndim else int(out)
+
+
 # ---------------------------------------------------------------------------
 # Buffer geometry (vectorised): the one place the engine's buffers are listed.
 # ---------------------------------------------------------------------------
@@ -321,8 +356,8 @@ def buffer_geometry(stage_kinds: tuple[str, ...], pe: list[Any], simd: list[Any]
                                       pl * np.asarray(feature_bits), 1, pl, False))
         if kind != "pool":
             wl = stage_weight_lanes(kind, p, s)
-            nw = max_weights_of(kind, max_channels, max_layer_weights)
-            out.append(BufferGeometry(f"s{k}_weights", "weights", k, _ceil_div(nw, wl),
+            words = weight_words(kind, p, s, max_channels, max_layer_weights)
+            out.append(BufferGeometry(f"s{k}_weights", "weights", k, words,
                                       wl * np.asarray(weight_bits), 1, wl, False))
             out.append(BufferGeometry(f"s{k}_bias", "bias", k,
                                       _ceil_div(max_channels, p), bias_bits, p, 1, False))

@@ -138,7 +138,9 @@ def test_resources_by_hand():
     # pw(pe 2, simd 4), W8 x F8: 8 multipliers on 8 DSP48E1.
     # buffers: s0_band: lanes max(8-elem beat, simd 4) = 8 -> 64-bit words,
     #   depth 8 rows * 64/8 = 64 -> one 512x36 aspect deep, two wide = 2 BRAM18, x2 = 4;
-    # s0_weights: 160 weights in words of 8 -> 20 x 64 bits = 1280 bits -> LUTRAM;
+    # s0_weights: words of pe*simd = 8 weights; the worst layer within 16 channels and
+    #   160 weights is IC 9 (3 simd steps) x OC 16 (8 pe steps) = 24 words (IC 13 x OC 12
+    #   ties) -> 24 x 64 bits = 1536 bits -> LUTRAM;
     # s0_bias: 2 banks of 8 x 32 bits -> LUTRAM.
     d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]),
                 (Stage("pw", 2, 4),), max_row_elems=64)
@@ -148,6 +150,7 @@ def test_resources_by_hand():
     b = bd.bind_overlay(d.overlay)
     assert [(x.name, x.impl, x.bram18) for x in b.buffers] == [
         ("s0_band", "bram", 4), ("s0_weights", "lutram", 0), ("s0_bias", "lutram", 0)]
+    assert b.buffer("s0_weights").depth == 24
     assert b.mults[0].mult_impl == "dsp" and b.mults[0].dsp_per_mult == 1
 
 
