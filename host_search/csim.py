@@ -35,9 +35,12 @@ from .binding import Binding
 from .hls_gen import HEADER_NAME, write_sources
 
 #: -Wall, less the two warnings HLS code gives by design: ``#pragma HLS`` is unknown to
-#: g++, and loop labels name loops for the HLS reports without being jumped to.
+#: g++, and loop labels name loops for the HLS reports without being jumped to. Symbols
+#: stay inside each library (hidden visibility, no GNU-unique objects, -Bsymbolic), so
+#: several builds loaded in one process never share a function-local static.
 CXX_FLAGS = ("-std=c++14", "-O2", "-Wall", "-Wno-unknown-pragmas", "-Wno-unused-label",
-             "-fPIC", "-shared", "-DPCD_GXX_SIM")
+             "-fPIC", "-shared", "-fvisibility=hidden", "-fvisibility-inlines-hidden",
+             "-fno-gnu-unique", "-Wl,-Bsymbolic", "-DPCD_GXX_SIM")
 SOURCES = ("engine_top.cpp", "sim/csim_api.cpp")
 
 

@@ -24,10 +24,12 @@ void set_err(char* err, int errlen, const char* msg) {
 }
 }  // namespace
 
+#define PCD_API __attribute__((visibility("default")))
+
 extern "C" {
 
 // Compile-time facts of this build: hardware ID, stages, feature bits, lanes.
-void pcd_csim_info(unsigned* hw_id, int* n_stages, int* feature_bits, int* lanes) {
+PCD_API void pcd_csim_info(unsigned* hw_id, int* n_stages, int* feature_bits, int* lanes) {
   *hw_id = PCD_HW_ID;
   *n_stages = PCD_N_STAGES;
   *feature_bits = PCD_FEATURE_BITS;
@@ -35,7 +37,7 @@ void pcd_csim_info(unsigned* hw_id, int* n_stages, int* feature_bits, int* lanes
 }
 
 // Returns 0 on success, -1 (message in err) when the stream protocol broke.
-int pcd_csim_run(const unsigned char* in, long long in_bytes, unsigned char* out,
+PCD_API int pcd_csim_run(const unsigned char* in, long long in_bytes, unsigned char* out,
                  long long out_cap, long long* out_bytes, const unsigned char* params,
                  long long params_bytes, unsigned desc_offset, unsigned* hw_id,
                  unsigned* status, int* n_last, int* last_on_final, int* keep_ok,
