@@ -397,6 +397,10 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
         if state is not None:
             phase, done = state["phase"], state["epochs_done"]
             history, float_iou = state["history"], state["float_iou"]
+            if progress:
+                finished = phase == "qat" and done >= cfg.n_qat
+                print(f"{run}: this run is already complete; reporting its results" if finished
+                      else f"{run}: resuming after {phase} epoch {done}", file=sys.stderr)
             if phase == "qat":
                 model.fold_batch_norm()
                 model.set_design(Design.from_dict(state["design"]))

@@ -1,0 +1,117 @@
+"""Training throughput on the CPU, and float vs fixed-point IoU of DNN-A, -B, -C.
+
+Run: ``.venv/bin/python benchmarks/bench_training.py [--n 200] [--epochs 16] [--qat-epochs 6]``
+(several minutes on a laptop-class CPU). It prints two tables:
+
+1. **Throughput** (*measured on this host*): training images per second of a DNN-A
+   prototype (float and quantisation-aware steps, forward + backward + Adam, batch 16) at
+   the full 3x160x360 input and at the fast-train resolution (3x80x180), timed over a few
+   steps after a warm-up, with the thread count shown.
+2. **IoU after a fixed budget** (*measured on the built-in synthetic validation set*, not
+   the DAC-SDC data: these figures say how training and quantisation behave, not how the
+   designs score in the contest): each reference design is trained in fast mode for the same
+   number of float then QAT epochs on ``codesign data synth`` images (split by
+   sub-category); the float IoU is the float network's after the float phase, the fixed-point
+   IoU the integer-exact network's (= emulator arithmetic) after QAT, and their difference in
+   IoU points (the target: fixed point within 2 points of float).
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+from host_search.data.synth import generate
+from host_search.nn import build_model, calibrate_formats, detection_loss
+from host_search.train import TrainConfig, load_data, reduced_design, train
+from pynq_codesign.design import Design, load_design
+
+
+def throughput(design: Design, quantized: bool, steps: int, batch: int, threads: int) -> float:
+    """Training images per second on random inputs (the speed does not depend on them)."""
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    net = design.network
+    m = build_model(design)
+    x = torch.randn(batch, 3, net.input_height, net.input_width).contiguous(
+        memory_format=torch.channels_last)
+    if quantized:
+        m.eval()
+        m.fold_batch_norm()
+        m.set_design(Design(design.name, design.overlay,
+                            calibrate_formats(net, m.observe_ranges([x]))))
+        m.quantized = True
+    m.to(memory_format=torch.channels_last).train()
+    opt = torch.optim.Adam(m.parameters(), lr=1e-3)
+    boxes = torch.tensor([[0.4, 0.4, 0.45, 0.48]] * batch)
+
+    def step():
+        loss, _ = detection_loss(m(x), boxes, net.decode)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+
+    step()                                    # warm-up
+    t = time.perf_counter()
+    for _ in range(steps):
+        step()
+    return steps * batch / (time.perf_counter() - t)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=200, help="synthetic images (train + val)")
+    ap.add_argument("--epochs", type=int, default=16, help="float epochs (fast mode)")
+    ap.add_argument("--qat-epochs", type=int, default=6)
+    ap.add_argument("--designs", default="dnn-a,dnn-b,dnn-c")
+    ap.add_argument("--steps", type=int, default=4, help="timed steps per throughput figure")
+    ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+
+    print(f"host: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads")
+    print("\n1. Training throughput, DNN-A prototype, batch 16 (measured, this host's CPU)")
+    print(f"{'input':<12} {'float images/s':>15} {'QAT images/s':>14}")
+    a = load_design("dnn-a")
+    for d in (a, reduced_design(a)):
+        n = d.network
+        f = throughput(d, False, args.steps, 16, args.threads)
+        q = throughput(d, True, args.steps, 16, args.threads)
+        print(f"{f'3x{n.input_height}x{n.input_width}':<12} {f:>15.1f} {q:>14.1f}")
+
+    print(f"\n2. Validation IoU after {args.epochs} float + {args.qat_epochs} QAT epochs, fast "
+          f"mode (measured on the built-in SYNTHETIC set, {args.n} images, seed {args.seed}; "
+          "not DAC-SDC figures)")
+    with tempfile.TemporaryDirectory() as tmp:
+        data_dir = Path(tmp) / "data"
+        generate(data_dir, args.n, args.seed)
+        rows = []
+        for name in args.designs.split(","):
+            design = reduced_design(load_design(name))
+            cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
+                              fast=True, threads=args.threads)
+            data = load_data(data_dir, design, seed=args.seed)
+            t = time.perf_counter()
+            res = train(design, data, Path(tmp) / f"run-{name}", cfg)
+            secs = time.perf_counter() - t
+            ov = design.overlay
+            rows.append((name, f"W{ov.weight_bits}/F{ov.feature_bits}", res.float_iou,
+                         res.fixed_iou, secs, data.info))
+        info = rows[0][5]
+        print(f"   ({info['train_images']} training / {info['val_images']} validation images, "
+              f"{info['split']} split)")
+        print(f"{'design':<8} {'bits':<8} {'float IoU':>10} {'fixed IoU':>10} "
+              f"{'fixed-float (points)':>21} {'train s':>8}")
+        for name, bits, fi, qi, secs, _ in rows:
+            print(f"{name:<8} {bits:<8} {fi:>10.3f} {qi:>10.3f} {100 * (qi - fi):>21.1f} "
+                  f"{secs:>8.0f}")
+    print("\nfloat IoU: float network after the float phase; fixed IoU: integer-exact "
+          "fixed-point network (emulator arithmetic) after QAT. IoU = DAC-SDC mean IoU.")
+
+
+if __name__ == "__main__":
+    main()
