@@ -22,10 +22,10 @@ static void run_pass(axis_stream& in, axis_stream& out, const beat_t* params,
   write_output(chain[PCD_N_STAGES], out, cfg.out_beats);
 }
 
-void pcd_engine(axis_stream& in, axis_stream& out, const beat_t* params,
+void pcd_engine(axis_stream& in_stream, axis_stream& out_stream, const beat_t* params,
                 unsigned desc_offset, unsigned& hw_id, unsigned& status) {
-#pragma HLS INTERFACE mode=axis port=in register_mode=both
-#pragma HLS INTERFACE mode=axis port=out register_mode=both
+#pragma HLS INTERFACE mode=axis port=in_stream register_mode=both
+#pragma HLS INTERFACE mode=axis port=out_stream register_mode=both
 #pragma HLS INTERFACE mode=m_axi port=params offset=slave bundle=gmem depth=PCD_COSIM_PARAM_BEATS max_read_burst_length=256 num_read_outstanding=4 max_widen_bitwidth=64
 #pragma HLS INTERFACE mode=s_axilite port=params bundle=control
 #pragma HLS INTERFACE mode=s_axilite port=desc_offset bundle=control
@@ -37,5 +37,5 @@ void pcd_engine(axis_stream& in, axis_stream& out, const beat_t* params,
   load_descriptor(params, (int)desc_offset, cfg);
   status = (unsigned)cfg.status;
   if (cfg.status != STATUS_OK || cfg.n_layers == 0) return;
-  run_pass(in, out, params, cfg);
+  run_pass(in_stream, out_stream, params, cfg);
 }

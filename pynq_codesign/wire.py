@@ -45,7 +45,7 @@ LAYER_WORDS = len(LAYER_FIELDS)
 
 #: The accelerator's AXI4-Lite register map (``s_axi_control``), byte offsets exactly as
 #: Vitis HLS lays out the top function
-#: ``pcd_engine(in, out, params, desc_offset, hw_id, status)``
+#: ``pcd_engine(in_stream, out_stream, params, desc_offset, hw_id, status)``
 #: (``hls/engine_top.cpp``): the block-level control registers, then one slot per scalar
 #: argument in argument order. ``params`` is the 64-bit m_axi base address of the parameter
 #: buffer (low word here, high word at ``params_hi``); ``desc_offset`` is the byte offset of
