@@ -46,11 +46,18 @@ inline wide_t activate(wide_t acc, int act, const wide_t& relu6_limit) {
   return acc;
 }
 
-// Accumulator (bias already added) to the layer's output code.
+// Accumulator (bias already added) to the layer's output code. A left shift (shift < 0)
+// that would leave 64 bits saturates instead of wrapping: any |a| >= 2**(62 + shift) is
+// far outside every output format.
 inline feat_t requantize(wide_t acc, const SlotConfig& cfg) {
 #pragma HLS INLINE
   wide_t a = activate(acc, cfg.act, cfg.relu6);
-  wide_t q = shift_round<PCD_ROUNDING>(a, cfg.shift);
+  wide_t q;
+  if (cfg.shift < 0 && (a >= (wide_t(1) << (62 + cfg.shift)) ||
+                        a <= -(wide_t(1) << (62 + cfg.shift))))
+    q = a < 0 ? wide_t(cfg.out_min) : wide_t(cfg.out_max);
+  else
+    q = shift_round<PCD_ROUNDING>(a, cfg.shift);
   return feat_t(saturate(q, cfg.out_min, cfg.out_max));
 }
 
