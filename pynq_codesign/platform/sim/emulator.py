@@ -153,13 +153,9 @@ def _requantize(v: np.ndarray, entry: dict, rounding: Rounding) -> np.ndarray:
     lo, hi = float(entry["out_min"]), float(entry["out_max"])
     if entry["activation"] >= 1:
         lo = max(lo, 0.0)
-    if entry["activation"] == 2:
+    if entry["activation"] == 2:             # round(L) >= 0 >= out_min: one clip suffices
         lim = np.array(float(entry["relu6_limit"]) * 2.0 ** -int(entry["shift"]))
-        r6 = float(_round(lim, rounding)) if int(entry["shift"]) > 0 else float(lim)
-        if r6 < float(entry["out_min"]):     # everything lands on out_min
-            v.fill(float(entry["out_min"]))
-            return v
-        hi = min(hi, r6)
+        hi = min(hi, float(_round(lim, rounding)) if int(entry["shift"]) > 0 else float(lim))
     np.clip(v, lo, hi, out=v)
     return v
 
