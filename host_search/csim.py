@@ -172,6 +172,14 @@ class CsimEngine:
         return (outs[-1], outs) if keep_passes else outs[-1]
 
 
+def bundle_outputs(program: Program, pass_outputs: list[np.ndarray]) -> list[np.ndarray]:
+    """Each bundle's output: the output of its last pass (``run_program(keep_passes=True)``)."""
+    last: dict[int, np.ndarray] = {}
+    for ps, y in zip(program.passes, pass_outputs):
+        last[ps.bundle] = y
+    return [last[b] for b in sorted(last)]
+
+
 def _digest(src_dir: Path, flags: tuple[str, ...], extra: tuple[str, ...]) -> str:
     h = hashlib.sha256(" ".join(flags + extra).encode())
     for p in sorted(src_dir.rglob("*")):

@@ -176,6 +176,8 @@ def test_whole_reference_network_dnn_a_reduced(tmp_path):
     y, got = eng.run_program(prog, x, keep_passes=True)
     ye, want = run_program(prog, x, d.overlay, keep_passes=True)
     assert len(got) == len(prog.passes) == 5
+    bundles = csim.bundle_outputs(prog, got)
+    assert [b.shape for b in bundles] == [(16, 36, 48), (8, 18, 96), (4, 9, 192), (4, 9, 10)]
     for a, b in zip(got, want):
         assert np.array_equal(a, b)
     assert y.shape == (4, 9, 10)          # three pools: 32x72 -> 4x9
