@@ -68,12 +68,19 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=16, help="float epochs (fast mode)")
     ap.add_argument("--qat-epochs", type=int, default=6)
     ap.add_argument("--designs", default="dnn-a,dnn-b,dnn-c")
+    ap.add_argument("--no-throughput", action="store_true", help="skip table 1")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per throughput figure")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     print(f"host: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads")
+    if not args.no_throughput:
+        print_throughput(args)
+    print_iou(args)
+
+
+def print_throughput(args) -> None:
     print("\n1. Training throughput, DNN-A prototype, batch 16 (measured, this host's CPU)")
     print(f"{'input':<12} {'float images/s':>15} {'QAT images/s':>14}")
     a = load_design("dnn-a")
@@ -83,6 +90,8 @@ def main() -> None:
         q = throughput(d, True, args.steps, 16, args.threads)
         print(f"{f'3x{n.input_height}x{n.input_width}':<12} {f:>15.1f} {q:>14.1f}")
 
+
+def print_iou(args) -> None:
     print(f"\n2. Validation IoU after {args.epochs} float + {args.qat_epochs} QAT epochs, fast "
           f"mode (measured on the built-in SYNTHETIC set, {args.n} images, seed {args.seed}; "
           "not DAC-SDC figures)")

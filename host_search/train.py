@@ -456,9 +456,14 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                     on_epoch_end(ph, ep + 1, rec)
             done, state = 0, None
             phase = ph
-        if not model.folded:        # no QAT epochs and no calibration yet (epochs only)
+        if not model.folded:
             raise TrainError("internal: the run ended before calibration")
         model.quantized = True
+        if cfg.n_qat == 0:          # no QAT epoch wrote the calibrated model: write it now
+            _save_checkpoint(ck_path, {
+                "key": key, "phase": "qat", "epochs_done": 0, "history": history,
+                "float_iou": float_iou, "design": model.design.to_dict(),
+                "model": model.state_dict(), "optimizer": None, "scheduler": None})
         if float_iou is None:
             float_iou = float("nan")
         fixed_iou = evaluate(integer_exact_copy(model), data, data.val_x, data.val_boxes)

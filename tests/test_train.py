@@ -163,3 +163,13 @@ def test_cli_user_errors(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert cli_main(["train", "dnn-a", "--data", str(tmp_path), "--epochs", "-1", "--out",
                      str(tmp_path / "r")]) == 2
+
+
+def test_no_qat_epochs_still_calibrates_and_finishes(tmp_path):
+    d = tiny()
+    res = train(d, random_data(d), tmp_path / "r", replace(CFG, epochs=1, qat_epochs=0))
+    run = load_run(tmp_path / "r")
+    assert run.design == res.design and run.model.folded
+    assert [h["phase"] for h in res.metrics["history"]] == ["float"]
+    again = train(d, random_data(d), tmp_path / "r", replace(CFG, epochs=1, qat_epochs=0))
+    assert again.fixed_iou == res.fixed_iou

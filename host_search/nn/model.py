@@ -41,6 +41,11 @@ from pynq_codesign.fixedpoint import (FixedFormat, Rounding, acc_frac, bias_form
 from pynq_codesign.wire import LayerParams, relu6_limit, weight_shape
 
 
+#: Share of a hidden layer's calibration outputs that may saturate (see observe_ranges).
+SATURATE_FRACTION = 1e-4
+_CANDIDATE_INT_BITS = range(-24, 41)
+
+
 class ConvUnit(nn.Module):
     """One convolution of the design (conv, optional batch norm, activation)."""
 
@@ -175,23 +180,73 @@ class DetectionNet(nn.Module):
 
     # --- calibration ---------------------------------------------------------------
     @torch.no_grad()
-    def observe_ranges(self, batches) -> LayerRanges:
-        """Max-abs of every conv's (folded) weights and of every layer's output (float run)."""
+    def observe_ranges(self, batches,
+                       saturate_fraction: float = SATURATE_FRACTION) -> LayerRanges:
+        """The ranges calibration needs, from a float run over ``batches``.
+
+        * weights: the max-abs of every conv's (folded) weights: weights never saturate;
+        * hidden layer outputs: the range of the narrowest power-of-two format (of the
+          layer's output bits) that leaves at most ``saturate_fraction`` of the observed
+          values saturated. Plain max-abs lets a handful of outliers set the step of an
+          8-bit map (a 2x or 4x coarser step for every other value); the rare outliers
+          saturate, as the hardware does (0 keeps plain max-abs);
+        * the head: :func:`head_range` (box values never saturate).
+        """
         if not self.folded:
             raise RuntimeError("fold the batch norms before calibrating")
+        fmts = self.network.formats()
+        cands = {i: [FixedFormat(fo.bits, ib, True) for ib in _CANDIDATE_INT_BITS]
+                 for i, (_, wf, fo) in enumerate(fmts) if wf is not None}
+        thresholds = {i: torch.tensor([f.real_max() for f in c], dtype=torch.float64)
+                      for i, c in cands.items()}
+        exceed = {i: torch.zeros(len(c) + 1, dtype=torch.int64) for i, c in cands.items()}
+        total = {i: 0 for i in cands}
+        absmax = [0.0] * len(self.units)
+        last = len(self.units) - 1
+        na = len(self.network.decode.anchors)
         was_q, self.quantized = self.quantized, False
-        out_max = [0.0] * len(self.units)
         try:
             for xb in batches:
                 _, outs = self.run(xb, keep=True)
                 for i, o in enumerate(outs):
-                    out_max[i] = max(out_max[i], float(o.abs().max()))
+                    if i == last:
+                        absmax[i] = max(absmax[i], head_range(o, na))
+                        continue
+                    a = o.detach().abs().flatten().double()
+                    absmax[i] = max(absmax[i], float(a.max()))
+                    if i in cands:
+                        exceed[i] += torch.bincount(torch.bucketize(a, thresholds[i]),
+                                                    minlength=len(cands[i]) + 1)
+                        total[i] += a.numel()
         finally:
             self.quantized = was_q
+        omax: list[float | None] = []
+        for i, u in enumerate(self.units):
+            if not isinstance(u, ConvUnit):
+                omax.append(None)
+                continue
+            if i == last or saturate_fraction <= 0 or total[i] == 0:
+                omax.append(absmax[i])
+                continue
+            # above[k]: values beyond candidate k's range (bucket index > k)
+            above = torch.flip(torch.cumsum(torch.flip(exceed[i], [0]), 0), [0])[1:]
+            ok = [k for k in range(len(cands[i]))
+                  if int(above[k]) <= saturate_fraction * total[i]]
+            omax.append(min(absmax[i], cands[i][ok[0]].real_max()) if ok else absmax[i])
         wmax = [float(u.conv.weight.detach().abs().max()) if isinstance(u, ConvUnit) else None
                 for u in self.units]
-        omax = [m if isinstance(u, ConvUnit) else None for u, m in zip(self.units, out_max)]
         return LayerRanges(tuple(wmax), tuple(omax))
+
+
+def head_range(out: torch.Tensor, n_anchors: int) -> float:
+    """The magnitude the head's output format must hold: every box value (tx, ty, tw, th)
+    and the positive confidence logits. Negative logits may saturate: decoding takes the
+    most confident cell, and a logit below the format's minimum is already a certain "no"
+    (sigmoid(-8) < 0.0004). Without this, the many strongly negative logits of empty
+    cells would set the scaling and leave the box values a coarse step."""
+    n, ch, gh, gw = out.shape
+    v = out.reshape(n, n_anchors, 5, gh, gw)
+    return max(float(v[:, :, :4].abs().max()), float(v[:, :, 4].max().clamp(min=0)))
 
 
 def build_model(design: Design, batch_norm: bool = True) -> DetectionNet:
