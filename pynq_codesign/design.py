@@ -116,11 +116,19 @@ class Stage:
     ``pe``: channels (dw, pool) or output channels (pw, conv3) computed in parallel;
     ``simd``: input channels per output channel computed in parallel (pw, conv3).
     A dw stage has ``pe * 9`` multipliers, pw ``pe * simd``, conv3 ``pe * simd * 9``.
+
+    Capacities of the stage's own memories (``None``: the overlay-wide maximum):
+    ``row_elems``: elements (width x channels) of one input row its line / band / row
+    buffer holds; ``weight_words``: folded weight words its weight memory holds (one word
+    is the block the stage reads per cycle, see :func:`weight_words`). Sizing each stage for
+    the layers it runs keeps the BRAM of a chain within a small device.
     """
 
     kind: str
     pe: int = 1
     simd: int = 1
+    row_elems: int | None = None
+    weight_words: int | None = None
 
     @property
     def multipliers(self) -> int:
@@ -133,7 +141,15 @@ class Stage:
             d["pe"] = self.pe
         if self.kind in ("pw", "conv3"):
             d["simd"] = self.simd
+        if self.row_elems is not None:
+            d["row_elems"] = self.row_elems
+        if self.weight_words is not None and self.kind != "pool":
+            d["weight_words"] = self.weight_words
         return d
+
+    def row_capacity(self, overlay: "Overlay") -> int:
+        """Elements of one input row this stage's memory holds."""
+        return self.row_elems if self.row_elems is not None else overlay.max_row_elems
 
 
 @dataclass(frozen=True)
@@ -211,8 +227,13 @@ class Overlay:
             kind = _choice(_get(s, "kind", p), f"{p}.kind", LAYER_TYPES)
             pe = _int(_get(s, "pe", p, 1), f"{p}.pe", 1, 4096)
             simd = _int(_get(s, "simd", p, 1), f"{p}.simd", 1, 4096)
+            rows = _get(s, "row_elems", p, None)
+            words = _get(s, "weight_words", p, None)
             stages.append(Stage(kind, pe if kind != "pool" else 1,
-                                simd if kind in ("pw", "conv3") else 1))
+                                simd if kind in ("pw", "conv3") else 1,
+                                None if rows is None else _int(rows, f"{p}.row_elems", 1),
+                                None if words is None or kind == "pool"
+                                else _int(words, f"{p}.weight_words", 1)))
         ov = cls(
             device=dev, clock_mhz=clock,
             weight_bits=_int(_get(d, "weight_bits", path), f"{path}.weight_bits", 2, 18),
@@ -537,6 +558,20 @@ def layer_weights(kind: str, s: LayerShape) -> int:
             "pool": 0}[kind]
 
 
+def weight_words(kind: str, pe: int, simd: int, in_c: int, out_c: int) -> int:
+    """Folded weight words one layer takes in a stage's weight memory.
+
+    A word is the block the stage reads per cycle: ``9 * pe`` weights for dw, ``pe * simd``
+    for pw, ``9 * pe * simd`` for conv3; so a layer takes ``ceil(C / pe)`` words (dw) or
+    ``ceil(OC / pe) * ceil(IC / simd)`` (pw, conv3).
+    """
+    if kind == "dw":
+        return -(-in_c // pe)
+    if kind in ("pw", "conv3"):
+        return -(-out_c // pe) * -(-in_c // simd)
+    return 0
+
+
 # ---------------------------------------------------------------------------
 # The design point and the overlay/network relation.
 # ---------------------------------------------------------------------------
@@ -674,10 +709,32 @@ def plan_passes(network: Network, overlay: Overlay) -> list[Pass]:
     return passes
 
 
+def _unsigned_overflow(fmt: FixedFormat, width: int) -> bool:
+    """An unsigned format needs one bit more than its width in the signed datapath."""
+    return not fmt.signed and fmt.bits + 1 > width
+
+
 def check_fits(network: Network, overlay: Overlay) -> list[str]:
     """Everything about ``network`` that the overlay cannot run, one line each ([] = fits)."""
     problems: list[str] = []
     kinds = overlay.stage_kinds
+    shapes = network.shapes()
+    try:
+        passes = plan_passes(network, overlay)
+    except DesignError:
+        passes = []                      # a missing stage kind is reported below
+    for ps in passes:
+        for gi, slot in zip(ps.layers, ps.slots):
+            lay, s, st = network.layers[gi], shapes[gi], overlay.stages[slot]
+            where = f"layer {gi} ({lay.type}, stage {slot})"
+            cap = st.row_capacity(overlay)
+            if s.in_w * s.in_c > cap:
+                problems.append(f"{where}: input row of {s.in_w * s.in_c} elements > the "
+                                f"stage's row_elems {cap}")
+            words = weight_words(lay.type, st.pe, st.simd, s.in_c, s.out_c)
+            if st.weight_words is not None and words > st.weight_words:
+                problems.append(f"{where}: {words} folded weight words > the stage's "
+                                f"weight_words {st.weight_words}")
     for gi, (lay, s, (fin, wf, fout)) in enumerate(zip(network.layers, network.shapes(),
                                                         network.formats())):
         where = f"layer {gi} ({lay.type})"
@@ -699,14 +756,21 @@ def check_fits(network: Network, overlay: Overlay) -> list[str]:
         if wf is not None and wf.bits > overlay.weight_bits:
             problems.append(f"{where}: weights of {wf.bits} bits > weight_bits "
                             f"{overlay.weight_bits}")
+        if wf is not None and _unsigned_overflow(wf, overlay.weight_bits):
+            problems.append(f"{where}: unsigned {wf.bits}-bit weights need "
+                            f"{wf.bits + 1} bits of the signed datapath ({overlay.weight_bits})")
         if fout.bits > overlay.feature_bits:
             problems.append(f"{where}: outputs of {fout.bits} bits > feature_bits "
                             f"{overlay.feature_bits}")
+        if _unsigned_overflow(fout, overlay.feature_bits):
+            problems.append(f"{where}: unsigned {fout.bits}-bit outputs need {fout.bits + 1} "
+                            f"bits of the signed datapath ({overlay.feature_bits})")
         if s.in_h < 1 or s.out_h < 1 or s.out_w < 1:
             problems.append(f"{where}: the feature map is empty")
-    if network.input_format.bits > overlay.feature_bits:
-        problems.append(f"input: {network.input_format.bits} bits > feature_bits "
-                        f"{overlay.feature_bits}")
+    fin = network.input_format
+    if fin.bits > overlay.feature_bits or _unsigned_overflow(fin, overlay.feature_bits):
+        problems.append(f"input: {'unsigned ' if not fin.signed else ''}{fin.bits} bits do "
+                        f"not fit the signed {overlay.feature_bits}-bit datapath")
     return problems
 
 
@@ -716,11 +780,12 @@ def fits(network: Network, overlay: Overlay) -> bool:
 
 def size_overlay(network: Network, device: str = "pynq-z1", clock_mhz: float = 100.0,
                  stages: tuple[Stage, ...] | None = None, weight_bits: int | None = None,
-                 feature_bits: int | None = None, band_rows: int = 8,
-                 rounding: str = "half_even") -> Overlay:
+                 feature_bits: int | None = None, band_rows: int = 2,
+                 rounding: str = "half_even", per_stage: bool = True) -> Overlay:
     """The smallest overlay (buffers and widths) that runs ``network``, with the given
     stage chain (by default one stage of each kind the network uses, in dw-pw-conv3-pool
-    order, with modest parallelism)."""
+    order, with modest parallelism). With ``per_stage`` each stage's memories are sized
+    for the layers it runs (``Stage.row_elems``, ``Stage.weight_words``)."""
     if device not in device_names():
         raise UnknownDevice(f"unknown device {device!r}")
     shapes = network.shapes()
@@ -732,6 +797,20 @@ def size_overlay(network: Network, device: str = "pynq-z1", clock_mhz: float = 1
         stages = tuple(default[k] for k in ("conv3", "dw", "pw", "pool") if k in used)
     wb = weight_bits or max([wf.bits for _, wf, _ in fmts if wf is not None] or [8])
     fb = feature_bits or max([network.input_format.bits] + [fo.bits for _, _, fo in fmts])
+    stages = tuple(replace(st, row_elems=None, weight_words=None) for st in stages)
+    if per_stage:
+        rows = [0] * len(stages)
+        words = [0] * len(stages)
+        probe = Overlay(device=device, stages=stages)
+        for ps in plan_passes(network, probe):
+            for gi, slot in zip(ps.layers, ps.slots):
+                s, st = shapes[gi], stages[slot]
+                rows[slot] = max(rows[slot], s.in_w * s.in_c)
+                words[slot] = max(words[slot], weight_words(st.kind, st.pe, st.simd,
+                                                            s.in_c, s.out_c))
+        stages = tuple(replace(st, row_elems=r or None,
+                               weight_words=(w or None) if st.kind != "pool" else None)
+                       for st, r, w in zip(stages, rows, words))
     return Overlay(
         device=device, clock_mhz=clock_mhz, weight_bits=wb, feature_bits=fb,
         rounding=rounding, stages=stages,

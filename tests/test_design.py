@@ -95,7 +95,8 @@ def test_passes_cover_layers_in_order():
 def test_hardware_id_depends_on_overlay_only():
     a, b = load_design("dnn-a"), load_design("dnn-b")
     assert a.overlay.hardware_id != b.overlay.hardware_id
-    ov = size_overlay(a.network, stages=a.overlay.stages, weight_bits=16, feature_bits=8)
+    ov = size_overlay(a.network, stages=a.overlay.stages, weight_bits=16, feature_bits=8,
+                      band_rows=a.overlay.band_rows)
     assert ov.hardware_id == a.overlay.hardware_id
 
 
@@ -111,3 +112,33 @@ def test_load_design_errors(tmp_path):
 def test_published_figures_are_labelled():
     recs = published("dnn-c")
     assert recs and all(r.source == "published" for _, r in recs)
+
+
+def test_per_stage_capacities_are_checked():
+    d = load_design("dnn-c")
+    pw = d.overlay.stages[1]
+    assert pw.kind == "pw" and pw.weight_words == 1536 and pw.row_elems == 45 * 512
+    tight = Overlay(**{**d.overlay.__dict__, "stages": (
+        d.overlay.stages[0], Stage("pw", 16, 8, row_elems=17280, weight_words=1000),
+        d.overlay.stages[2])})
+    problems = check_fits(d.network, tight)
+    assert any("row_elems 17280" in p and "23040" in p for p in problems)
+    assert any("weight_words 1000" in p and "1536" in p for p in problems)
+
+
+def test_unsigned_format_needs_a_spare_datapath_bit():
+    from pynq_codesign.fixedpoint import FixedFormat
+    d = load_design("dnn-a")
+    n = len(d.network.layers)
+    outs = [FixedFormat(8, 4, signed=False) if i == 1 else None for i in range(n)]
+    net = d.network.with_formats([None] * n, outs)
+    assert any("unsigned 8-bit outputs" in p for p in check_fits(net, d.overlay))
+    outs[1] = FixedFormat(7, 3, signed=False)
+    assert check_fits(d.network.with_formats([None] * n, outs), d.overlay) == []
+
+
+def test_reference_designs_map_every_layer_to_a_sized_stage():
+    for name in ("dnn-a", "dnn-b", "dnn-c"):
+        ov = load_design(name).overlay
+        assert ov.band_rows == 2
+        assert all(st.row_elems for st in ov.stages)
