@@ -39,6 +39,12 @@ inline long long weight_words(const SlotConfig& s, int k) {
   return ocf * ((s.in_c + simd[k] - 1) / simd[k]);
 }
 
+// Elements of one input row the stage's line / band / row buffer holds.
+inline long long stage_row_elems(int k) {
+  static const int rows[PCD_N_STAGES] = PCD_STAGE_ROW_ELEMS;
+  return rows[k];
+}
+
 inline int stage_weight_words(int k) {
   static const int words[PCD_N_STAGES] = PCD_STAGE_WEIGHT_WORDS;
   return words[k];
@@ -129,6 +135,7 @@ LOAD_ENTRIES:
       return;
     }
     if (!shape_fits(s.in_c, s.in_h, s.in_w) || !shape_fits(s.out_c, s.out_h, s.out_w) ||
+        (long long)s.in_w * s.in_c > stage_row_elems(k) ||
         layer_weights(s) > stage_max_weights(k) || weight_words(s, k) > stage_weight_words(k)) {
       cfg.status = STATUS_TOO_BIG;
       return;

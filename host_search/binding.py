@@ -47,35 +47,48 @@ Buffers of the bundle engine
 ----------------------------
 The engine (see :mod:`pynq_codesign.design` and :mod:`pynq_codesign.wire`) streams each
 pass's input map in row bands of ``band_rows`` rows; inside a pass the stages of the
-chain work on consecutive bands at once. ``R = band_rows``, ``E = max_row_elems``,
-``C = max_channels``, ``fb/wb/bb = feature/weight/bias bits``. Per chain stage ``k``
-(``s{k}`` in the names), in chain order, these buffers exist and nothing else:
+chain work on consecutive bands at once. Each stage's memories are sized for that stage
+alone: ``R = band_rows``, ``E = Stage.row_capacity(overlay)`` (the elements of one input
+row of the largest layer the stage runs; the overlay's ``max_row_elems`` when the stage
+names none), ``C = max_channels``, ``fb/wb/bb = feature/weight/bias bits``. Per chain
+stage ``k`` (``s{k}`` in the names), in chain order, these buffers exist and nothing else
+(``hls/buffers.h`` and the stage templates index them; the generated wrappers declare
+them from these records, see :mod:`host_search.hls_gen`):
 
-Line, band and row memories store ``lanes`` channels side by side in one word
-(``ARRAY_RESHAPE`` cyclic by channel, ``lanes`` = the larger of the producer's and the
-consumer's channels per cycle; the load writes one 64-bit beat of elements per cycle):
+Line, band and row memories store ``lanes`` elements side by side in one word
+(``ARRAY_RESHAPE`` cyclic). ``lanes`` = :func:`memory_lanes`: the larger of what is
+written per cycle and what the stage reads per cycle. Every stage's input memory is
+written one 64-bit beat per cycle (``store_lanes``: the stream between stages carries
+beats whatever the producer is, the load, a dw, a pw or a pool), so the write side is
+always :func:`beat_lanes` (8 elements of up to 8 bits, else 4); the read side is ``pe``
+for dw, ``simd`` for pw / conv3 and one beat for a pool.
 
 * ``s{k}_line`` (dw, conv3): the stage's input memory, a *line buffer*: a ring of
-  ``2R + 2`` rows of ``E`` elements (the ``R + 2`` rows the 3x3 window reads for the
-  current band, halo included, and the ``R`` rows of the next band being filled), rounded
-  up to a multiple of 3 rows and banked by ``row mod 3`` (``banks = 3``) so that the
-  window reads its three rows in one cycle. ``depth = rows/3 * ceil(E/lanes)`` words of
-  ``lanes * fb`` bits. The ring is its own double buffer (``double_buffered`` is False,
-  the depth counts both parts).
+  ``rows =`` :func:`line_rows` ``(R)`` ``= 3 * ceil((2R + 2)/3)`` rows of ``E`` elements
+  (the ``R + 2`` rows the 3x3 window reads for the current band, halo included, and the
+  ``R`` rows of the next band being filled), banked by ``row mod 3`` (``banks = 3``) so
+  that the window reads its three rows in one cycle. ``depth = rows/3 * ceil(E/lanes)``
+  words of ``lanes * fb`` bits per bank. The ring is its own double buffer
+  (``double_buffered`` is False, the depth counts both parts).
 * ``s{k}_band`` (pw): the stage's input memory, a band of ``R`` rows of ``E`` elements,
   ``depth = R * ceil(E/lanes)`` words of ``lanes * fb`` bits, double-buffered (the
   previous stage or the load fills one half while this stage reads the other).
 * ``s{k}_rowbuf`` (pool): one row of horizontal pair maxima, ``ceil(E/2)`` elements,
-  ``lanes`` = one 64-bit beat of elements (the pool's rate); single.
+  ``depth = ceil(ceil(E/2)/lanes)`` words of one beat (``lanes = beat_lanes``); single.
 * ``s{k}_weights`` (dw, pw, conv3): the weights of one layer, loaded over ``m_axi`` at
   the start of a pass, folded: one word holds the block the stage reads in one cycle
-  (``9*pe`` weights for dw, ``pe*simd`` for pw, ``9*pe*simd`` for conv3) side by side
-  (``ARRAY_RESHAPE``; ``lanes`` elements per word, ``banks = 1``), which uses BRAM by
-  the bit rather than one BRAM18 per lane; ``depth`` = :func:`weight_words`, the worst
-  case of ``ceil(OC/pe) * ceil(IC/simd)`` over the layers the overlay admits. Single-buffered: a pass loads its weights
+  (:func:`stage_weight_lanes`: ``9*pe`` weights for dw, ``pe*simd`` for pw,
+  ``9*pe*simd`` for conv3) side by side (``ARRAY_RESHAPE``; ``lanes`` weights per word,
+  ``banks = 1``), which uses BRAM by the bit rather than one BRAM18 per lane. ``depth``
+  (:func:`weight_depth`) = ``Stage.weight_words`` (the folded words of the largest layer
+  the stage runs, :func:`pynq_codesign.design.weight_words`), or where the stage names
+  none the worst case over the overlay-wide limits (:func:`worst_weight_words`). The C++
+  allocates exactly ``depth * lanes`` weights. Single-buffered: a pass loads its weights
   before it computes.
-* ``s{k}_bias`` (dw, pw, conv3): ``C`` biases of ``bias_bits``, partitioned cyclically
-  into ``pe`` banks (``ARRAY_PARTITION``, ``lanes = 1``); single.
+* ``s{k}_bias`` (dw, pw, conv3): biases of ``bias_bits``, partitioned cyclically into
+  ``pe`` banks (``ARRAY_PARTITION``, ``lanes = 1``) of :func:`bias_depth` words:
+  ``min(ceil(C/pe), weight depth)`` (a layer whose folded weights fit has at most
+  ``pe * weight depth`` output channels); single.
 
 The first stage's input memory is filled by the load (the input DMA stream); the last
 stage writes the output stream (the store) directly. A bank of at most
@@ -85,15 +98,15 @@ simple-dual-port aspect ratios, at least one per bank), times two when double-bu
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
 from pynq_codesign.design import Overlay
+from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
-from pynq_codesign.wire import BEAT_BITS, feature_elem_bytes
+from pynq_codesign.wire import BEAT_BITS
 
 MULT_IMPLS = ("dsp", "fabric", "dsp_packed")
 PACK_POLICIES = ("auto", "never", "always")
@@ -235,60 +248,70 @@ def is_lutram(depth: Any, width: Any) -> Any:
     return out if out.ndim else bool(out)
 
 
-def pool_lanes(feature_bits: Any) -> Any:
-    """Elements a pool stage handles per cycle: one 64-bit beat of feature elements."""
+def beat_lanes(feature_bits: Any) -> Any:
+    """Feature elements in one 64-bit beat (``wire``'s lanes: 8 of up to 8 bits, else 4).
+
+    Every stage's input memory is written one beat per cycle (``store_lanes`` in
+    ``hls/buffers.h``, fed by the input stream or by the previous stage's beat stream,
+    whatever that stage is), and a pool handles one beat per cycle.
+    """
     fb = np.asarray(feature_bits, dtype=np.int64)
-    out = BEAT_BITS // np.where(fb <= 8, 8, 16)
+    out = BEAT_BITS // (8 * np.where(fb <= 8, 1, 2))
     return out if out.ndim else int(out)
 
 
-def load_lanes(feature_bits: Any) -> Any:
-    """Elements the load (input DMA stream) writes per cycle: one beat."""
-    return pool_lanes(feature_bits)
+def pool_lanes(feature_bits: Any) -> Any:
+    """Elements a pool stage handles per cycle: one beat (:func:`beat_lanes`)."""
+    return beat_lanes(feature_bits)
 
 
 def stage_in_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
-    """Channels a stage reads from its input memory per cycle."""
-    return {"dw": pe, "pw": simd, "conv3": simd}.get(kind, None) \
-        if kind != "pool" else pool_lanes(feature_bits)
+    """Channels a stage reads from its input memory per cycle (dw: ``pe``; pw, conv3:
+    ``simd``; pool: one beat)."""
+    if kind == "pool":
+        return beat_lanes(feature_bits)
+    return pe if kind == "dw" else simd
 
 
-def stage_out_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
-    """Channels a stage writes per cycle."""
-    return pe if kind != "pool" else pool_lanes(feature_bits)
+def memory_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
+    """Elements per word of a stage's input memory (the ``ARRAY_RESHAPE`` factor): the
+    larger of what is written per cycle (one beat, always) and what the stage reads."""
+    out = np.maximum(beat_lanes(feature_bits), stage_in_lanes(kind, pe, simd, feature_bits))
+    return out if np.ndim(out) else int(out)
 
 
 def stage_weight_lanes(kind: str, pe: Any, simd: Any) -> Any:
-    """Weights a stage reads per cycle (= its multipliers)."""
+    """Weights a stage reads per cycle (= its multipliers): one folded weight word."""
     return {"dw": 9 * np.asarray(pe), "pw": np.asarray(pe) * np.asarray(simd),
             "conv3": 9 * np.asarray(pe) * np.asarray(simd)}[kind]
 
 
-def max_weights_of(kind: str, max_channels: Any, max_layer_weights: Any) -> Any:
-    """Weights one layer of ``kind`` can have on this overlay."""
-    c = np.asarray(max_channels, dtype=np.int64)
-    cap = {"dw": 9 * c, "pw": c * c, "conv3": 9 * c * c}[kind]
-    return np.minimum(np.asarray(max_layer_weights, dtype=np.int64), cap)
+def line_rows(band_rows: Any) -> Any:
+    """Rows of a 3x3 stage's line-buffer ring: ``2R + 2`` (the ``R + 2`` rows a band's
+    windows read, halo included, and the ``R`` rows of the next band) rounded up to a
+    multiple of 3 (banked by row mod 3)."""
+    out = 3 * _ceil_div(2 * np.asarray(band_rows, dtype=np.int64) + 2, 3)
+    return out if np.ndim(out) else int(out)
 
 
-def weight_words(kind: str, pe: Any, simd: Any, max_channels: Any,
-                 max_layer_weights: Any) -> Any:
-    """Words of a stage's folded weight memory: one word holds the ``pe x simd`` block
-    (``x 9`` taps for conv3; ``pe x 9`` for dw) the stage reads in one cycle, so a layer
-    of ``IC x OC`` takes ``ceil(OC/pe) * ceil(IC/simd)`` words. The depth is the worst
-    case over every layer within the overlay's limits (``IC, OC <= max_channels``,
-    weights ``<= max_layer_weights``), which can exceed ``ceil(weights / (pe*simd))``
-    when channel counts are no multiples of ``pe`` / ``simd``.
+def worst_weight_words(kind: str, pe: Any, simd: Any, max_channels: Any,
+                       max_layer_weights: Any) -> Any:
+    """Folded weight words of the largest layer the overlay-wide limits admit on a stage
+    (its depth when the stage has no ``weight_words`` of its own).
 
-    Vectorised; for a given ``ceil(IC/simd)`` the smallest such ``IC`` allows the most
-    output channels, so only ``IC = j*simd + 1`` is tried, once per distinct
-    ``(pe, simd, max_channels, max_layer_weights)``.
+    A layer of ``IC x OC`` takes :func:`pynq_codesign.design.weight_words` words, which
+    can exceed ``ceil(weights / (pe*simd))`` when channel counts are no multiples of
+    ``pe`` / ``simd``; the worst case over ``IC, OC <= max_channels`` with weights
+    ``<= max_layer_weights``. Vectorised; for a given ``ceil(IC/simd)`` the smallest such
+    ``IC`` allows the most output channels, so only ``IC = j*simd + 1`` is tried, once per
+    distinct ``(pe, simd, max_channels, max_layer_weights)``.
     """
     c = np.asarray(max_channels, dtype=np.int64)
     m = np.asarray(max_layer_weights, dtype=np.int64)
     if kind == "dw":
-        out = _ceil_div(np.minimum(c, m // 9), pe)
-        return out if np.ndim(out) else int(out)
+        ch = np.minimum(c, m // 9)
+        out = np.asarray(design_weight_words("dw", np.asarray(pe, dtype=np.int64), 1, ch, ch))
+        return out if out.ndim else int(out)
     per = 9 if kind == "conv3" else 1
     pe_, simd_, c_, m_ = np.broadcast_arrays(np.asarray(pe, dtype=np.int64),
                                              np.asarray(simd, dtype=np.int64), c, m)
@@ -301,8 +324,33 @@ def weight_words(kind: str, pe: Any, simd: Any, max_channels: Any,
         ic = j * us + 1
         oc = np.minimum(uc, um // (per * ic))
         ok = (ic <= uc) & (oc >= 1)
-        best = np.maximum(best, np.where(ok, (j + 1) * _ceil_div(oc, up), 0))
+        words = design_weight_words(kind, up, us, ic, np.maximum(oc, 1))
+        best = np.maximum(best, np.where(ok, words, 0))
     out = best[np.asarray(inv).ravel()].reshape(shape)
+    return out if out.ndim else int(out)
+
+
+def weight_depth(kind: str, pe: Any, simd: Any, capacity: Any, max_channels: Any,
+                 max_layer_weights: Any) -> Any:
+    """Words of a stage's weight memory: its own capacity (``Stage.weight_words``) where
+    given (``> 0``), else :func:`worst_weight_words`. ``capacity``: ``None``, a scalar or
+    an array with 0 for "not given"."""
+    if capacity is None:
+        return worst_weight_words(kind, pe, simd, max_channels, max_layer_weights)
+    cap = np.asarray(capacity, dtype=np.int64)
+    if np.all(cap > 0):
+        return cap if cap.ndim else int(cap)
+    worst = worst_weight_words(kind, pe, simd, max_channels, max_layer_weights)
+    out = np.where(cap > 0, cap, worst)
+    return out if out.ndim else int(out)
+
+
+def bias_depth(pe: Any, weight_depth_: Any, max_channels: Any) -> Any:
+    """Words per bank of a stage's bias memory (``pe`` banks): ``ceil(C/pe)`` for the
+    overlay's ``C = max_channels``, but never more than the weight memory's depth, since
+    a layer whose weights fit has ``ceil(OC/pe) <= weight words`` (dw: equal; pw, conv3:
+    times ``ceil(IC/simd) >= 1``)."""
+    out = np.minimum(_ceil_div(max_channels, pe), np.asarray(weight_depth_, dtype=np.int64))
     return out if out.ndim else int(out)
 
 
@@ -325,43 +373,45 @@ class BufferGeometry:
 
 
 def buffer_geometry(stage_kinds: tuple[str, ...], pe: list[Any], simd: list[Any],
-                    band_rows: Any, max_row_elems: Any, max_channels: Any,
-                    max_layer_weights: Any, weight_bits: Any, feature_bits: Any,
-                    bias_bits: Any) -> list[BufferGeometry]:
+                    band_rows: Any, row_elems: list[Any], weight_words: list[Any],
+                    max_channels: Any, max_layer_weights: Any, weight_bits: Any,
+                    feature_bits: Any, bias_bits: Any) -> list[BufferGeometry]:
     """Every buffer of an engine with the stage chain ``stage_kinds``.
 
-    ``pe[k]`` / ``simd[k]`` are the parallelism of stage ``k`` (scalars or arrays);
-    the other arguments are overlay fields (scalars or arrays of the same length).
+    Per stage ``k`` (scalars or arrays over design points): ``pe[k]`` / ``simd[k]``, its
+    parallelism; ``row_elems[k]``, the elements of one input row its line / band / row
+    buffer holds (``Stage.row_capacity``); ``weight_words[k]``, the words of its weight
+    memory (``Stage.weight_words``; ``None`` or 0: the worst case over the overlay-wide
+    limits, :func:`worst_weight_words`). The other arguments are overlay fields.
     """
     R = np.asarray(band_rows, dtype=np.int64)
-    E = np.asarray(max_row_elems, dtype=np.int64)
+    rows = line_rows(R)
     out: list[BufferGeometry] = []
-    prev_out = load_lanes(feature_bits)
+    fbits = np.asarray(feature_bits)
     for k, kind in enumerate(stage_kinds):
         p, s = pe[k], simd[k]
-        cons = stage_in_lanes(kind, p, s, feature_bits)
-        lanes = np.maximum(prev_out, cons)
+        E = np.asarray(row_elems[k], dtype=np.int64)
+        lanes = memory_lanes(kind, p, s, feature_bits)
         if kind in ("dw", "conv3"):
-            rows = 3 * _ceil_div(2 * R + 2, 3)          # ring: R + 2 read, R written
             out.append(BufferGeometry(f"s{k}_line", "line", k,
                                       _ceil_div(rows, 3) * _ceil_div(E, lanes),
-                                      lanes * np.asarray(feature_bits), 3, lanes, False))
+                                      lanes * fbits, 3, lanes, False))
         elif kind == "pw":
             out.append(BufferGeometry(f"s{k}_band", "band", k, R * _ceil_div(E, lanes),
-                                      lanes * np.asarray(feature_bits), 1, lanes, True))
-        else:   # pool
-            pl = pool_lanes(feature_bits)
+                                      lanes * fbits, 1, lanes, True))
+        else:   # pool: horizontal pair maxima of one row
             out.append(BufferGeometry(f"s{k}_rowbuf", "rowbuf", k,
-                                      _ceil_div(_ceil_div(E, 2), pl),
-                                      pl * np.asarray(feature_bits), 1, pl, False))
+                                      _ceil_div(_ceil_div(E, 2), lanes),
+                                      lanes * fbits, 1, lanes, False))
         if kind != "pool":
             wl = stage_weight_lanes(kind, p, s)
-            words = weight_words(kind, p, s, max_channels, max_layer_weights)
+            words = weight_depth(kind, p, s, weight_words[k], max_channels,
+                                 max_layer_weights)
             out.append(BufferGeometry(f"s{k}_weights", "weights", k, words,
                                       wl * np.asarray(weight_bits), 1, wl, False))
-            out.append(BufferGeometry(f"s{k}_bias", "bias", k,
-                                      _ceil_div(max_channels, p), bias_bits, p, 1, False))
-        prev_out = stage_out_lanes(kind, p, s, feature_bits)
+            out.append(BufferGeometry(f"s{k}_bias", "bias", k, bias_depth(p, words,
+                                                                         max_channels),
+                                      bias_bits, p, 1, False))
     return out
 
 
@@ -529,7 +579,8 @@ def bind_overlay(overlay: Overlay, device: Device | str | None = None,
                                  int(lut), bool(legal[k]), why))
     geo = buffer_geometry(kinds, [s.pe for s in overlay.stages],
                           [s.simd for s in overlay.stages], overlay.band_rows,
-                          overlay.max_row_elems, overlay.max_channels,
+                          [s.row_capacity(overlay) for s in overlay.stages],
+                          [s.weight_words for s in overlay.stages], overlay.max_channels,
                           overlay.max_layer_weights, wb, fb, overlay.bias_bits)
     bufs = []
     for g in geo:

@@ -17,7 +17,6 @@ engine cannot be built for, naming the field.
 from __future__ import annotations
 
 import json
-import math
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -27,10 +26,24 @@ from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import AP_QUANT, ROUNDING_ID, ap_overflow, container_bytes
 from pynq_codesign import wire
 
-from .binding import Binding, BufferBinding, bind_overlay
+from .binding import (Binding, BufferBinding, bind_overlay, line_rows,
+                      stage_weight_lanes)
+
+
+
+def shipped_dir(name: str) -> Path:
+    """A folder of non-Python sources that ships with the code (``hls``, ``overlays``):
+    the checkout's top-level folder (a repository or an editable install), else the copy
+    a regular install puts inside ``host_search/`` (``setup.py`` maps it there)."""
+    here = Path(__file__).resolve().parent
+    for cand in (here.parent / name, here / name):
+        if cand.is_dir():
+            return cand
+    return here.parent / name
+
 
 #: The hand-written C++ of the engine (copied next to the generated header).
-HLS_DIR = Path(__file__).resolve().parent.parent / "hls"
+HLS_DIR = shipped_dir("hls")
 HEADER_NAME = "pcd_config.h"
 
 _MUL_TAG = {"dsp": "MulDsp", "fabric": "MulFabric", "dsp_packed": "MulDspPacked"}
@@ -48,41 +61,15 @@ class StageCode:
     kind: str
     pe: int
     simd: int
+    row_elems: int        # elements of an input row its memory holds (Stage.row_capacity)
     max_weights: int      # weights of the largest layer the stage takes
-    weight_words: int     # folded weight words the stage's memory holds
+    weight_words: int     # folded weight words the stage's memory holds (binding depth)
     param_stream: int     # index of its parameter stream (-1: none, pool)
     wrapper: str          # C++ of pcd_stage_<index>
 
 
 def _ceil(a: int, b: int) -> int:
     return -(-a // b)
-
-
-def line_rows(band_rows: int) -> int:
-    """Rows of a 3x3 stage's line-buffer ring: 2R + 2 rounded up to a multiple of 3."""
-    return 3 * _ceil(2 * band_rows + 2, 3)
-
-
-def folded_weight_words(kind: str, pe: int, simd: int, max_channels: int,
-                        max_layer_weights: int) -> int:
-    """Words of the folded weight memory that any layer within the overlay's limits needs.
-
-    A word holds one PE x SIMD block (x 9 taps for conv3; PE x 9 for dw), so a layer of
-    IC x OC takes ceil(OC/PE) * ceil(IC/SIMD) words, which can exceed
-    ceil(weights / (PE*SIMD)) when a channel count is no multiple of PE or SIMD. The
-    worst case over every IC, OC <= max_channels within max_layer_weights.
-    """
-    c = max_channels
-    if kind == "dw":
-        return _ceil(min(c, max_layer_weights // 9), pe)
-    per = 9 if kind == "conv3" else 1
-    best = 0
-    for ic in range(1, c + 1):
-        oc = min(c, max_layer_weights // (per * ic))
-        if oc < 1:
-            break
-        best = max(best, _ceil(oc, pe) * _ceil(ic, simd))
-    return best
 
 
 def _check_overlay(ov: Overlay) -> None:
@@ -127,12 +114,15 @@ def _reshape(var: str, lanes: int, dim: int | None = None) -> str:
 
 
 def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> StageCode:
+    """The wrapper of stage ``k``: every buffer size is the binding's (depth x lanes x
+    banks), checked against what the stage template indexes."""
     st = ov.stages[k]
     kind, pe, simd = st.kind, st.pe, st.simd
-    R, E = ov.band_rows, ov.max_row_elems
+    R, E = ov.band_rows, st.row_capacity(ov)
     name = f"pcd_stage_{k}"
     head = (f"// stage {k}: {kind}" + (f", PE {pe}" if kind != "pool" else "")
-            + (f", SIMD {simd}" if kind in ("pw", "conv3") else ""))
+            + (f", SIMD {simd}" if kind in ("pw", "conv3") else "")
+            + f", rows of up to {E} elements")
     sig = (f"static void {name}(beat_stream& in, beat_stream& out, "
            + ("beat_stream& wparams, " if kind != "pool" else "")
            + "const SlotConfig cfg) {")
@@ -146,35 +136,33 @@ def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> Sta
         lines += [f"  static feat_t rowbuf[{elems}];", _reshape("rowbuf", rb.lanes),
                   _storage("rowbuf", rb),
                   f"  pool_stage<{elems}>(in, out, cfg, rowbuf);", "}"]
-        return StageCode(k, kind, pe, simd, 0, 0, -1, "\n".join(lines))
+        return StageCode(k, kind, pe, simd, E, 0, 0, -1, "\n".join(lines))
 
     mb = binding.stage(k)
     tag = _MUL_TAG[mb.mult_impl]
     wb, bb = _buffer(binding, f"s{k}_weights"), _buffer(binding, f"s{k}_bias")
-    per_word = {"dw": 9 * pe, "pw": pe * simd, "conv3": 9 * pe * simd}[kind]
-    if wb.lanes != per_word:
-        raise HlsGenError(f"binding: s{k}_weights packs {wb.lanes} weights a word, the "
-                          f"{kind} stage reads {per_word} a cycle")
-    maxw = layer_weights(kind, LayerShape(ov.max_channels, 1, 1, ov.max_channels, 1, 1))
-    maxw = min(maxw, ov.max_layer_weights)
-    words = max(wb.depth, folded_weight_words(kind, pe, simd, ov.max_channels,
-                                              ov.max_layer_weights))
+    per_word = int(stage_weight_lanes(kind, pe, simd))
+    if wb.lanes != per_word or wb.banks != 1:
+        raise HlsGenError(f"binding: s{k}_weights packs {wb.lanes} weights a word in "
+                          f"{wb.banks} bank(s), the {kind} stage reads {per_word} a cycle "
+                          "from one")
+    words = wb.depth
     wn = words * per_word
+    maxw = layer_weights(kind, LayerShape(ov.max_channels, 1, 1, ov.max_channels, 1, 1))
+    maxw = min(maxw, ov.max_layer_weights, wn)
     bn = bb.depth * bb.banks
-    if bn < ov.max_channels:
-        raise HlsGenError(f"binding: s{k}_bias holds {bn} biases, max_channels is "
-                          f"{ov.max_channels}")
-    note = "" if words == wb.depth else (
-        f"  // {words} words: the folded layout needs more than the binding's {wb.depth}")
-    decl = [f"  static wgt_t weights[{wn}];{note}", _reshape("weights", per_word),
-            _storage("weights", wb),
+    if bb.banks != pe or bn < min(ov.max_channels, pe * words):
+        raise HlsGenError(f"binding: s{k}_bias holds {bn} biases in {bb.banks} banks; the "
+                          f"stage needs {min(ov.max_channels, pe * words)} in {pe}")
+    decl = [f"  static wgt_t weights[{wn}];   // {words} folded words of {per_word}",
+            _reshape("weights", per_word), _storage("weights", wb),
             f"  static bias_t bias[{bn}];",
             f"#pragma HLS ARRAY_PARTITION variable=bias cyclic factor={bb.banks}"
             if bb.banks > 1 else "  // bias: one bank",
             _storage("bias", bb)]
     if kind in ("dw", "conv3"):
         lb = _buffer(binding, f"s{k}_line")
-        rows = line_rows(R)
+        rows = int(line_rows(R))
         elems = lb.depth * lb.lanes
         row_elems = elems // (rows // 3)
         if lb.banks != 3 or elems % (rows // 3) or row_elems < E:
@@ -192,18 +180,18 @@ def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> Sta
             call = (f"  conv3_stage<{pe}, {simd}, {rows}, {row_elems}, {wn}, {bn}, {tag}>"
                     "(in, out, wparams, cfg, line, weights, bias);")
     else:   # pw
-        bd = _buffer(binding, f"s{k}_band")
-        elems = bd.depth * bd.lanes
-        if elems < R * E:
+        bd_ = _buffer(binding, f"s{k}_band")
+        elems = bd_.depth * bd_.lanes
+        if elems < R * E or not bd_.double_buffered:
             raise HlsGenError(f"binding: s{k}_band holds {elems} elements, a band of {R} "
-                              f"rows needs {R * E}")
+                              f"rows needs {R * E} in each of two halves")
         decl = [f"  static feat_t band[2][{elems}];   // {R} rows, ping-pong",
                 "#pragma HLS ARRAY_PARTITION variable=band dim=1 complete",
-                _reshape("band", bd.lanes, dim=2), _storage("band", bd)] + decl
+                _reshape("band", bd_.lanes, dim=2), _storage("band", bd_)] + decl
         call = (f"  pw_stage<{pe}, {simd}, {elems}, {wn}, {bn}, {tag}>"
                 "(in, out, wparams, cfg, band, weights, bias);")
     lines += [f"  // multipliers: {mb.mult_impl} ({mb.reason})"] + decl + [call, "}"]
-    return StageCode(k, kind, pe, simd, maxw, words, stream_index, "\n".join(lines))
+    return StageCode(k, kind, pe, simd, E, maxw, words, stream_index, "\n".join(lines))
 
 
 def _define(name: str, value: object, comment: str = "") -> str:
@@ -294,6 +282,7 @@ def generate_header(overlay: Overlay, binding: Binding | None = None,
         _define("PCD_STAGE_KINDS", _c_array([wire.LAYER_TYPE_ID[s.kind] for s in stages])),
         _define("PCD_STAGE_PE", _c_array([s.pe for s in stages])),
         _define("PCD_STAGE_SIMD", _c_array([s.simd for s in stages])),
+        _define("PCD_STAGE_ROW_ELEMS", _c_array([s.row_elems for s in stages])),
         _define("PCD_STAGE_MAX_WEIGHTS", _c_array([s.max_weights for s in stages])),
         _define("PCD_STAGE_WEIGHT_WORDS", _c_array([s.weight_words for s in stages])),
         _define("PCD_N_PARAM_STREAMS", n_streams),

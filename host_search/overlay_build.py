@@ -33,10 +33,10 @@ from pynq_codesign.package import Package, add_files, load_package
 from pynq_codesign.wire import pack_feature
 
 from .binding import bind_overlay
-from .hls_gen import write_sources
+from .hls_gen import shipped_dir, write_sources
 
 TOOL_VERSION = "2024.1"
-OVERLAYS_DIR = Path(__file__).resolve().parent.parent / "overlays"
+OVERLAYS_DIR = shipped_dir("overlays")
 #: board -> FPGA part of the boards that have a flow in overlays/
 BOARD_PARTS = {"pynq-z1": "xc7z020clg400-1"}
 BD_NAME = "pcd_overlay"

@@ -43,6 +43,7 @@ import numpy as np
 
 from pynq_codesign.design import (Design, LayerShape, Network, Overlay, Pass, Stage,
                                   check_fits, layer_macs, layer_weights, plan_passes)
+from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
 from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import container_bytes
@@ -162,6 +163,9 @@ _BATCH_SCALARS = ("input_c", "input_h", "input_w", "weight_bits", "feature_bits"
                   "max_row_elems", "max_layer_weights")
 
 
+_BATCH_STAGE_ARRAYS = ("out_channels", "pe", "simd", "row_elems", "weight_words")
+
+
 @dataclass
 class DesignBatch:
     """N design points of one topology, as arrays.
@@ -169,7 +173,12 @@ class DesignBatch:
     Per point ``(N,)``: input size, overlay bit widths, clock, band rows, buffer limits.
     ``out_channels (N, L)``: output channels of every layer (only pw/conv3 columns are
     read; dw and pool keep their input's channels). ``pe`` / ``simd (N, S)``: per stage
-    of the chain (pool columns are ignored).
+    of the chain (pool columns are ignored). ``row_elems`` / ``weight_words (N, S)``: per
+    stage, the capacities of its own memories (``Stage.row_capacity``, ``Stage.weight_words``);
+    ``row_elems`` defaults to ``max_row_elems``, ``weight_words`` 0 means "none of its
+    own" (the worst case over the overlay-wide limits, as ``Stage.weight_words = None``).
+    Changing ``pe`` / ``simd`` changes the words a layer needs: re-size with
+    :meth:`sized_to_network` or set ``weight_words`` too.
     """
 
     topology: Topology
@@ -188,6 +197,8 @@ class DesignBatch:
     max_width: np.ndarray
     max_row_elems: np.ndarray
     max_layer_weights: np.ndarray
+    row_elems: np.ndarray | None = None
+    weight_words: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         n = None
@@ -202,8 +213,13 @@ class DesignBatch:
                 raise ModelError(f"{name}: shape {v.shape}, want ({n},)")
             setattr(self, name, v)
         t = self.topology
+        if self.row_elems is None:
+            self.row_elems = np.repeat(self.max_row_elems[:, None], t.n_stages, axis=1)
+        if self.weight_words is None:
+            self.weight_words = np.zeros((n, t.n_stages), dtype=np.int64)
         for name, width in (("out_channels", t.n_layers), ("pe", t.n_stages),
-                            ("simd", t.n_stages)):
+                            ("simd", t.n_stages), ("row_elems", t.n_stages),
+                            ("weight_words", t.n_stages)):
             v = np.asarray(getattr(self, name), dtype=np.int64)
             if v.ndim == 1:
                 v = np.broadcast_to(v, (n, v.shape[0]))
@@ -221,7 +237,7 @@ class DesignBatch:
             raise ModelError("an empty list of designs")
         topo = Topology.of(designs[0], device)
         cols: dict[str, list] = {k: [] for k in _BATCH_SCALARS}
-        oc, pe, simd = [], [], []
+        oc, pe, simd, rows, words = [], [], [], [], []
         for d in designs:
             t = Topology.of(d, topo.device)
             if (t.layer_kinds, t.strides, t.bundle_of_layer, t.stage_kinds) != \
@@ -241,8 +257,11 @@ class DesignBatch:
             oc.append([s.out_c for s in net.shapes()])
             pe.append([s.pe for s in ov.stages])
             simd.append([s.simd for s in ov.stages])
+            rows.append([s.row_capacity(ov) for s in ov.stages])
+            words.append([s.weight_words or 0 for s in ov.stages])
         return cls(topo, **{k: np.asarray(v) for k, v in cols.items()},
-                   out_channels=np.asarray(oc), pe=np.asarray(pe), simd=np.asarray(simd))
+                   out_channels=np.asarray(oc), pe=np.asarray(pe), simd=np.asarray(simd),
+                   row_elems=np.asarray(rows), weight_words=np.asarray(words))
 
     @classmethod
     def from_design(cls, design: Design, n: int = 1,
@@ -250,7 +269,7 @@ class DesignBatch:
         """``n`` copies of one design (change knobs with :meth:`with_`)."""
         one = cls.from_designs([design], device)
         return one.with_(**{k: np.repeat(getattr(one, k), n, axis=0)
-                            for k in _BATCH_SCALARS + ("out_channels", "pe", "simd")})
+                            for k in _BATCH_SCALARS + _BATCH_STAGE_ARRAYS})
 
     def with_(self, **arrays: Any) -> "DesignBatch":
         """A batch with some knobs replaced (arrays of length N, or scalars)."""
@@ -276,9 +295,11 @@ class DesignBatch:
             kw[k] = v
         return DesignBatch(**kw)
 
-    def sized_to_network(self) -> "DesignBatch":
+    def sized_to_network(self, per_stage: bool = True) -> "DesignBatch":
         """The batch with every buffer limit set to what its network needs (the
-        vectorised counterpart of :func:`pynq_codesign.design.size_overlay`)."""
+        vectorised counterpart of :func:`pynq_codesign.design.size_overlay`): with
+        ``per_stage`` each stage's ``row_elems`` / ``weight_words`` are those of the
+        largest layer it runs; without, the overlay-wide limits (``weight_words`` 0)."""
         shp = layer_shapes(self)
         t = self.topology
         mc = np.max([np.maximum(s.in_c, s.out_c) for s in shp], axis=0)
@@ -287,8 +308,28 @@ class DesignBatch:
         n = len(self)
         mlw = np.max([_per_point(layer_weights(k, s), n)
                       for k, s in zip(t.layer_kinds, shp)], axis=0)
+        rows = np.repeat(mr[:, None], t.n_stages, axis=1)
+        words = np.zeros((n, t.n_stages), dtype=np.int64)
+        if per_stage:
+            rows = np.zeros((n, t.n_stages), dtype=np.int64)
+            for ps in t.passes:
+                for gi, slot in zip(ps.layers, ps.slots):
+                    s = shp[gi]
+                    rows[:, slot] = np.maximum(rows[:, slot], s.in_w * s.in_c)
+                    words[:, slot] = np.maximum(words[:, slot], _layer_words(
+                        t.layer_kinds[gi], s, self.pe[:, slot], self.simd[:, slot]))
+            rows = np.where(rows > 0, rows, mr[:, None])     # a stage no layer uses
         return self.with_(max_channels=mc, max_width=mw, max_row_elems=mr,
-                          max_layer_weights=np.maximum(mlw, 1))
+                          max_layer_weights=np.maximum(mlw, 1), row_elems=rows,
+                          weight_words=words)
+
+
+def _layer_words(kind: str, s: LayerShape, pe: np.ndarray, simd: np.ndarray) -> np.ndarray:
+    """Folded weight words of one layer on its stage (``design.weight_words``, per point)."""
+    if kind == "pool":
+        return np.zeros(np.shape(pe), dtype=np.int64)
+    return np.asarray(design_weight_words(kind, pe, simd, np.asarray(s.in_c, np.int64),
+                                          np.asarray(s.out_c, np.int64)), dtype=np.int64)
 
 
 def layer_shapes(b: DesignBatch) -> list[LayerShape]:
@@ -419,10 +460,12 @@ def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
         lut += pe * k.lut_per_requant_lane
         ff += pe * k.ff_per_requant_lane
     bram = np.zeros(n, dtype=np.int64)
-    geo = bd.buffer_geometry(t.stage_kinds, [b.pe[:, s] for s in range(t.n_stages)],
-                             [b.simd[:, s] for s in range(t.n_stages)], b.band_rows,
-                             b.max_row_elems, b.max_channels, b.max_layer_weights, wb, fb,
-                             b.bias_bits)
+    S = range(t.n_stages)
+    geo = bd.buffer_geometry(t.stage_kinds, [b.pe[:, s] for s in S],
+                             [b.simd[:, s] for s in S], b.band_rows,
+                             [b.row_elems[:, s] for s in S],
+                             [b.weight_words[:, s] for s in S], b.max_channels,
+                             b.max_layer_weights, wb, fb, b.bias_bits)
     for g in geo:
         _, br, luts = bd.buffer_cost(g)
         copies = 2 if g.double_buffered else 1
@@ -439,10 +482,17 @@ def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
 
 def network_fits(b: DesignBatch, shapes: list[LayerShape] | None = None) -> np.ndarray:
     """The size rules of :func:`pynq_codesign.design.check_fits`, vectorised (bit widths
-    are overlay-wide in a batch, so the per-layer format rules hold by construction)."""
+    are overlay-wide in a batch, so the per-layer format rules hold by construction),
+    the per-stage capacities included."""
     t = b.topology
     shapes = shapes or layer_shapes(b)
     ok = np.ones(len(b), dtype=bool)
+    for ps in t.passes:
+        for gi, slot in zip(ps.layers, ps.slots):
+            s, cap = shapes[gi], b.weight_words[:, slot]
+            ok &= s.in_w * s.in_c <= b.row_elems[:, slot]
+            words = _layer_words(t.layer_kinds[gi], s, b.pe[:, slot], b.simd[:, slot])
+            ok &= (cap <= 0) | (words <= cap)
     for kind, s in zip(t.layer_kinds, shapes):
         if kind not in t.stage_kinds:
             ok[:] = False

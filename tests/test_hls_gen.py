@@ -9,8 +9,8 @@ import pytest
 
 from host_search import csim
 from host_search.binding import bind_overlay
-from host_search.hls_gen import (HLS_DIR, HlsGenError, folded_weight_words, generate_header,
-                                 hls_sources, write_sources)
+from host_search.hls_gen import (HLS_DIR, HlsGenError, generate_header, hls_sources,
+                                 write_sources)
 from pynq_codesign.design import Stage, load_design
 from pynq_codesign.wire import (DESC_MAGIC, HEADER_WORDS, LAYER_FIELDS, feature_bytes,
                                 pack_feature)
@@ -81,21 +81,70 @@ def test_binding_is_one_input(tmp_path):
     assert "MulDspPacked" not in b
     small = replace(ov, weight_bits=6, feature_bits=6)
     c = generate_header(small, bind_overlay(small, pack="always"))
-    assert "pw_stage<16, 8, 138240" in c and ", MulDspPacked>" in c
+    # the pw stage's band: band_rows rows of its own row capacity, in words of
+    # max(one 8-element beat, simd 8) = 8 elements
+    pw = small.stages[1]
+    band = small.band_rows * -(-pw.row_capacity(small) // 8) * 8
+    assert f"pw_stage<16, 8, {band}, " in c and ", MulDspPacked>" in c
 
 
-def test_folded_weight_words_cover_every_layer_within_the_limits():
-    for kind, pe, simd, c, mlw in [("pw", 16, 8, 384, 73728), ("conv3", 4, 3, 40, 5000),
-                                   ("dw", 4, 1, 100, 900)]:
-        words = folded_weight_words(kind, pe, simd, c, mlw)
-        per = 9 if kind == "conv3" else 1
-        for ic in range(1, c + 1):
-            for oc in (1, c // 3, c):
-                n = 9 * ic if kind == "dw" else per * ic * oc
-                if n > mlw:
-                    continue
-                need = -(-ic // pe) if kind == "dw" else -(-oc // pe) * -(-ic // simd)
-                assert need <= words
+def _wrapper(header: str, k: int) -> str:
+    start = header.index(f"static void pcd_stage_{k}(")
+    return header[start:header.index("\n}", start)]
+
+
+@pytest.mark.parametrize("name", ["dnn-a", "dnn-b", "dnn-c"])
+def test_generated_buffer_sizes_are_the_bindings(name):
+    """Every array the generated wrappers declare, and the sizes the stage templates get,
+    are the binding's depth x lanes (x banks): no size is computed twice."""
+    ov = load_design(name).overlay
+    b = bind_overlay(ov)
+    h = generate_header(ov, b)
+    for k, st in enumerate(ov.stages):
+        w = _wrapper(h, k)
+        if st.kind == "pool":
+            rb = b.buffer(f"s{k}_rowbuf")
+            assert f"static feat_t rowbuf[{rb.depth * rb.lanes}];" in w
+            assert f"pool_stage<{rb.depth * rb.lanes}>" in w
+            continue
+        wt, bias = b.buffer(f"s{k}_weights"), b.buffer(f"s{k}_bias")
+        wn, bn = wt.depth * wt.lanes, bias.depth * bias.banks
+        assert f"static wgt_t weights[{wn}];" in w
+        assert f"variable=weights cyclic factor={wt.lanes}" in w
+        assert f"static bias_t bias[{bn}];" in w
+        if st.kind == "pw":
+            band = b.buffer(f"s{k}_band")
+            assert f"static feat_t band[2][{band.depth * band.lanes}];" in w
+            assert f"pw_stage<{st.pe}, {st.simd}, {band.depth * band.lanes}, {wn}, {bn}," in w
+        else:
+            line = b.buffer(f"s{k}_line")
+            rows = 3 * -(-(2 * ov.band_rows + 2) // 3)
+            elems = line.depth * line.lanes
+            assert f"static feat_t line[3][{elems}];" in w
+            assert f"<{st.pe}, {rows}, {elems // (rows // 3)}, {wn}, {bn}," in w
+    words = [b.buffer(f"s{k}_weights").depth if st.kind != "pool" else 0
+             for k, st in enumerate(ov.stages)]
+    assert f"#define PCD_STAGE_WEIGHT_WORDS {{{', '.join(map(str, words))}}}" in h
+    rows = [st.row_capacity(ov) for st in ov.stages]
+    assert f"#define PCD_STAGE_ROW_ELEMS {{{', '.join(map(str, rows))}}}" in h
+
+
+def test_per_stage_capacities_size_the_templates():
+    """A stage's own row_elems / weight_words, not the overlay-wide maxima, size its
+    memories in the header."""
+    ov = load_design("dnn-a").overlay
+    dw, pw, pool = ov.stages
+    assert dw.row_elems < ov.max_row_elems           # the reference sizes per stage
+    small = replace(ov, stages=(replace(dw, row_elems=72, weight_words=5),
+                                replace(pw, row_elems=100, weight_words=7),
+                                replace(pool, row_elems=200)))
+    h = generate_header(small)
+    # dw pe 4, F8: line words of 8 elements, ring of 6 rows (2 per bank): 72 -> 9 words
+    assert "static feat_t line[3][144];" in _wrapper(h, 0)
+    assert "dw_stage<4, 6, 72, 180, 20, MulDsp>" in _wrapper(h, 0)   # 5 words x 36; 5 x 4
+    # pw: 2 rows x ceil(100/8) words x 8 = 208; weights 7 x 128; bias 16 banks x 7
+    assert "pw_stage<16, 8, 208, 896, 112, MulDsp>" in _wrapper(h, 1)
+    assert "pool_stage<104>" in _wrapper(h, 2)        # ceil(200/2) = 100 -> 13 words x 8
 
 
 def test_bad_overlays_are_refused_with_the_field():
@@ -146,6 +195,21 @@ def test_engine_refuses_bad_descriptors_and_moves_nothing():
     probe = np.array([DESC_MAGIC, 0, 0, 0, 0, 0, 0, 0], "<u4").view(np.uint8)
     r = eng.run_pass(np.zeros(0, np.uint8), probe, 0, 8)                   # a probe
     assert r.status == 0 and r.hw_id == d.overlay.hardware_id and r.out.size == 0
+
+
+@needs_gxx
+def test_engine_refuses_a_row_beyond_the_stage_capacity():
+    """The dw stage's line buffer holds rows of its own row_elems: a layer with a longer
+    input row is refused (too big) rather than written past the buffer."""
+    d = tiny_design()
+    prog = random_program(d)
+    ps = prog.passes[0]                      # DW3(3) on 3 x 16 x 24: rows of 72 elements
+    x = pack_feature(np.ones((16, 24, 3), np.int64), 8)
+    for cap, status in ((71, 3), (72, 0)):
+        dw = replace(d.overlay.stages[0], row_elems=cap)
+        ov = replace(d.overlay, stages=(dw,) + d.overlay.stages[1:])
+        r = csim.build(ov).run_pass(x, prog.params, ps.desc_offset, ps.out_bytes)
+        assert r.status == status, cap
 
 
 @needs_gxx

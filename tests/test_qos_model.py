@@ -16,7 +16,7 @@ from host_search import binding as bd
 from host_search.qos_model import (DesignBatch, ModelConstants, ModelError, estimate,
                                    estimate_batch, resources)
 from pynq_codesign.design import (Bundle, Design, Layer, Network, Overlay, Stage,
-                                  load_design, size_overlay)
+                                  check_fits, load_design, size_overlay)
 from pynq_codesign.devices import load_device
 from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.qos import QoSRecord
@@ -37,9 +37,9 @@ def _net(c: int, h: int, w: int, bundles: list[list[Layer]]) -> Network:
 
 
 def _design(net: Network, stages: tuple[Stage, ...], band_rows: int = 8,
-            wb: int = 8, fb: int = 8, **ov) -> Design:
+            wb: int = 8, fb: int = 8, per_stage: bool = True, **ov) -> Design:
     o = size_overlay(net, stages=stages, weight_bits=wb, feature_bits=fb,
-                     band_rows=band_rows)
+                     band_rows=band_rows, per_stage=per_stage)
     return Design("t", replace(o, **ov), net)
 
 
@@ -135,15 +135,16 @@ def test_passes_split_when_the_chain_has_no_slot_left():
 
 
 def test_resources_by_hand():
-    # pw(pe 2, simd 4), W8 x F8: 8 multipliers on 8 DSP48E1.
+    # pw(pe 2, simd 4), W8 x F8: 8 multipliers on 8 DSP48E1; the stage has no capacities
+    # of its own, so the overlay-wide limits size its memories.
     # buffers: s0_band: lanes max(8-elem beat, simd 4) = 8 -> 64-bit words,
     #   depth 8 rows * 64/8 = 64 -> one 512x36 aspect deep, two wide = 2 BRAM18, x2 = 4;
     # s0_weights: words of pe*simd = 8 weights; the worst layer within 16 channels and
     #   160 weights is IC 9 (3 simd steps) x OC 16 (8 pe steps) = 24 words (IC 13 x OC 12
     #   ties) -> 24 x 64 bits = 1536 bits -> LUTRAM;
-    # s0_bias: 2 banks of 8 x 32 bits -> LUTRAM.
+    # s0_bias: 2 banks of min(16/2, 24) = 8 x 32 bits -> LUTRAM.
     d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]),
-                (Stage("pw", 2, 4),), max_row_elems=64)
+                (Stage("pw", 2, 4),), per_stage=False, max_row_elems=64)
     r = resources(DesignBatch.from_design(d))
     assert r["dsp"][0] == 8
     assert r["bram18"][0] == 4
@@ -152,6 +153,16 @@ def test_resources_by_hand():
         ("s0_band", "bram", 4), ("s0_weights", "lutram", 0), ("s0_bias", "lutram", 0)]
     assert b.buffer("s0_weights").depth == 24
     assert b.mults[0].mult_impl == "dsp" and b.mults[0].dsp_per_mult == 1
+    # per stage (size_overlay's default): the stage holds rows of 16 x 8 = 128 elements
+    # (band: 8 rows x 128/8 = 128 words x 64 bits -> 2 BRAM18, x2 = 4) and the one
+    # layer's ceil(10/2) x ceil(16/4) = 20 weight words; biases min(8, 20) = 8 a bank.
+    d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]), (Stage("pw", 2, 4),))
+    assert (d.overlay.stages[0].row_elems, d.overlay.stages[0].weight_words) == (128, 20)
+    b = bd.bind_overlay(d.overlay)
+    assert [(x.name, x.depth, x.impl, x.bram18) for x in b.buffers] == [
+        ("s0_band", 128, "bram", 4), ("s0_weights", 20, "lutram", 0),
+        ("s0_bias", 8, "lutram", 0)]
+    assert resources(DesignBatch.from_design(d))["bram18"][0] == 4
 
 
 def test_bram18_count_rules():
@@ -218,8 +229,10 @@ def _variants(name: str) -> list[Design]:
     out = [base]
     for pe_dw, pe, simd, clk, rows in ((2, 8, 8, 125.0, 4), (8, 32, 4, 142.86, 16),
                                        (1, 4, 16, 50.0, 2)):
-        st = tuple(Stage("dw", pe_dw) if s.kind == "dw" else
-                   Stage("pw", pe, simd) if s.kind == "pw" else s
+        # row capacities stay (they do not depend on pe/simd); the weight memories fall
+        # back to the overlay-wide worst case (the words a layer needs change with pe)
+        st = tuple(replace(s, pe=pe_dw, weight_words=None) if s.kind == "dw" else
+                   replace(s, pe=pe, simd=simd, weight_words=None) if s.kind == "pw" else s
                    for s in base.overlay.stages)
         out.append(replace(base, overlay=replace(base.overlay, stages=st, clock_mhz=clk,
                                                  band_rows=rows)))
@@ -250,11 +263,43 @@ def test_batch_with_knobs_equals_batch_of_designs():
     base = DesignBatch.from_design(designs[0], len(designs))
     pe = np.array([[s.pe for s in d.overlay.stages] for d in designs])
     simd = np.array([[s.simd for s in d.overlay.stages] for d in designs])
-    b = estimate_batch(base.with_(pe=pe, simd=simd,
+    words = np.array([[s.weight_words or 0 for s in d.overlay.stages] for d in designs])
+    b = estimate_batch(base.with_(pe=pe, simd=simd, weight_words=words,
                                   clock_mhz=[d.overlay.clock_mhz for d in designs],
                                   band_rows=[d.overlay.band_rows for d in designs]))
     assert np.array_equal(a.latency_ms, b.latency_ms)
     assert np.array_equal(a.bram18, b.bram18)
+    # stale capacities are caught: the base's weight words with other pe / simd
+    c = estimate_batch(base.with_(pe=pe, simd=simd))
+    for i, d in enumerate(designs):
+        stale = tuple(replace(s, pe=int(p), simd=int(q)) for s, p, q in
+                      zip(designs[0].overlay.stages, pe[i], simd[i]))
+        ov = replace(designs[0].overlay, stages=stale)
+        assert bool(c.network_fits[i]) == (check_fits(d.network, ov) == [])
+    assert not c.network_fits.all()
+
+
+@pytest.mark.parametrize("name", ["dnn-a", "dnn-c"])
+def test_sized_to_network_is_size_overlay_per_stage(name):
+    """The vectorised sizing gives each stage the capacities design.size_overlay gives
+    it, and so the same BRAM18 as the scalar binding."""
+    d = load_design(name)
+    ov = d.overlay
+    pes = [(2, 8, 8), (8, 32, 4), (3, 5, 7)]
+    b = DesignBatch.from_design(d, len(pes))
+    pe = np.array([[p[0], p[1], 1] for p in pes])
+    simd = np.array([[1, p[2], 1] for p in pes])
+    sized = b.with_(pe=pe, simd=simd).sized_to_network()
+    e = estimate_batch(sized)
+    for i, (pdw, ppw, spw) in enumerate(pes):
+        chain = (Stage("dw", pdw), Stage("pw", ppw, spw), Stage("pool"))
+        o = size_overlay(d.network, ov.device, ov.clock_mhz, stages=chain,
+                         weight_bits=ov.weight_bits, feature_bits=ov.feature_bits,
+                         band_rows=ov.band_rows)
+        assert list(sized.row_elems[i]) == [s.row_capacity(o) for s in o.stages]
+        assert list(sized.weight_words[i]) == [s.weight_words or 0 for s in o.stages]
+        assert e.network_fits[i]
+        assert e.bram18[i] == bd.bind_overlay(o).bram18
 
 
 def test_batch_shape_errors_are_clear():
