@@ -109,17 +109,19 @@ def print_iou(args) -> None:
             secs = time.perf_counter() - t
             ov = design.overlay
             rows.append((name, f"W{ov.weight_bits}/F{ov.feature_bits}", res.float_iou,
+                         res.metrics["results"]["val_iou_fixed_point_before_qat"],
                          res.fixed_iou, secs, data.info))
-        info = rows[0][5]
+        info = rows[0][-1]
         print(f"   ({info['train_images']} training / {info['val_images']} validation images, "
               f"{info['split']} split)")
-        print(f"{'design':<8} {'bits':<8} {'float IoU':>10} {'fixed IoU':>10} "
-              f"{'fixed-float (points)':>21} {'train s':>8}")
-        for name, bits, fi, qi, secs, _ in rows:
-            print(f"{name:<8} {bits:<8} {fi:>10.3f} {qi:>10.3f} {100 * (qi - fi):>21.1f} "
-                  f"{secs:>8.0f}")
-    print("\nfloat IoU: float network after the float phase; fixed IoU: integer-exact "
-          "fixed-point network (emulator arithmetic) after QAT. IoU = DAC-SDC mean IoU.")
+        print(f"{'design':<8} {'bits':<8} {'float IoU':>10} {'fixed, no QAT':>14} "
+              f"{'fixed IoU':>10} {'fixed-float (points)':>21} {'train s':>8}")
+        for name, bits, fi, pi, qi, secs, _ in rows:
+            print(f"{name:<8} {bits:<8} {fi:>10.3f} {pi:>14.3f} {qi:>10.3f} "
+                  f"{100 * (qi - fi):>21.1f} {secs:>8.0f}")
+    print("\nfloat IoU: float network after the float phase; fixed, no QAT: integer-exact "
+          "fixed-point network right after calibration; fixed IoU: the same after QAT "
+          "(emulator arithmetic). IoU = DAC-SDC mean IoU.")
 
 
 if __name__ == "__main__":

@@ -393,10 +393,11 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
         model = build_model(design)
         history: list[dict] = []
         phase, done = "float", 0
-        float_iou = None
+        float_iou = ptq_iou = None
         if state is not None:
             phase, done = state["phase"], state["epochs_done"]
             history, float_iou = state["history"], state["float_iou"]
+            ptq_iou = state.get("ptq_iou")
             if progress:
                 finished = phase == "qat" and done >= cfg.n_qat
                 print(f"{run}: this run is already complete; reporting its results" if finished
@@ -422,6 +423,9 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                 model.set_design(calibrated)
                 model.to(memory_format=torch.channels_last)
                 (run / DESIGN_FILE).write_text(calibrated.to_json())
+                if n_ep:
+                    ptq_iou = evaluate(integer_exact_copy(model), data, data.val_x,
+                                       data.val_boxes)
                 phase, done, state = "qat", 0, None
             model.quantized = ph == "qat"
             opt, sched = _make_optimizer(model, cfg, ph, n_ep, steps)
@@ -447,7 +451,8 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                           file=sys.stderr)
                 _save_checkpoint(ck_path, {
                     "key": key, "phase": ph, "epochs_done": ep + 1, "history": history,
-                    "float_iou": float_iou, "design": model.design.to_dict(),
+                    "float_iou": float_iou, "ptq_iou": ptq_iou,
+                    "design": model.design.to_dict(),
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
                     "scheduler": sched.state_dict()})
                 metrics["history"] = history
@@ -462,7 +467,8 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
         if cfg.n_qat == 0:          # no QAT epoch wrote the calibrated model: write it now
             _save_checkpoint(ck_path, {
                 "key": key, "phase": "qat", "epochs_done": 0, "history": history,
-                "float_iou": float_iou, "design": model.design.to_dict(),
+                "float_iou": float_iou, "ptq_iou": ptq_iou,
+                "design": model.design.to_dict(),
                 "model": model.state_dict(), "optimizer": None, "scheduler": None})
         if float_iou is None:
             float_iou = float("nan")
@@ -471,11 +477,14 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
         metrics["results"] = {
             "val_iou_float": float_iou,
             "val_iou_fixed_point": fixed_iou,
+            "val_iou_fixed_point_before_qat": ptq_iou if ptq_iou is not None else fixed_iou,
             "labels": {
                 "val_iou_float": "validation mean IoU of the float network after the float "
                                  "phase (torch, batch norm unfolded)",
                 "val_iou_fixed_point": "validation mean IoU of the fixed-point network after "
-                                       "QAT, integer-exact (float64 = emulator arithmetic)"},
+                                       "QAT, integer-exact (float64 = emulator arithmetic)",
+                "val_iou_fixed_point_before_qat": "the same right after calibration, before "
+                                                  "QAT (post-training quantisation)"},
             "data_note": "synthetic data set (codesign data synth)" if _is_synth(data) else
                          "data set: " + str(data.info.get("data")),
             "train_seconds_this_session": round(time.perf_counter() - t0, 2),

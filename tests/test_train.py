@@ -95,7 +95,9 @@ def test_run_folder_and_load_run(tmp_path):
     assert all(lay.weight_format is not None and lay.out_format is not None for lay in convs)
     m = json.loads((tmp_path / "r" / "metrics.json").read_text())
     r = m["results"]
-    assert set(r["labels"]) == {"val_iou_float", "val_iou_fixed_point"}
+    assert set(r["labels"]) == {"val_iou_float", "val_iou_fixed_point",
+                                "val_iou_fixed_point_before_qat"}
+    assert set(r["labels"]) <= set(r)
     assert 0.0 <= r["val_iou_fixed_point"] <= 1.0
     assert [h["phase"] for h in m["history"]] == ["float", "qat"]
     run = load_run(tmp_path / "r")
