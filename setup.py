@@ -7,6 +7,10 @@
 """
 from setuptools import find_packages, setup
 
+#: folders of non-Python sources installed as data inside host_search
+SHIPPED = {"host_search.hls": "hls", "host_search.hls.sim": "hls/sim",
+           "host_search.hls.tb": "hls/tb", "host_search.overlays": "overlays"}
+
 setup(
     name="pynq-codesign",
     version="0.1.0",
@@ -14,9 +18,15 @@ setup(
                 "feed measurements back",
     python_requires=">=3.10",
     packages=find_packages(include=["pynq_codesign", "pynq_codesign.*", "host_search",
-                                    "host_search.*"]),
+                                    "host_search.*"]) + list(SHIPPED),
+    # The accelerator's C++ (hls/) and the boards' Vivado scripts (overlays/) live at the
+    # top of the repository; a regular install puts them inside host_search/, where
+    # host_search.hls_gen.shipped_dir finds them when there is no checkout around.
+    package_dir=SHIPPED,
     package_data={"pynq_codesign": ["devices/*.json", "designs/*.json", "server/static/*"],
-                  "host_search": ["export/templates/*"]},
+                  "host_search": ["export/templates/*"],
+                  **{pkg: ["*.h", "*.cpp", "*.tcl"] for pkg in SHIPPED},
+                  "host_search.overlays": ["*/*.tcl"]},
     include_package_data=True,
     install_requires=["numpy>=1.21"],
     extras_require={
