@@ -349,6 +349,9 @@ def test_reference_designs_are_plausible(name):
     assert rec.energy_mj_per_frame == pytest.approx(rec.power_w * rec.latency_ms)
     assert sum(b.latency_ms for b in rec.bundles) < rec.latency_ms
     assert 0 < rec.dsp <= ov.multipliers
+    # per-stage buffer sizes and band_rows 2 keep every reference design on the PYNQ-Z1
+    assert rec.extra["fits"] is True and rec.extra["over_budget"] == []
+    assert rec.bram18 <= 280 and rec.dsp <= 220
     # the DDR traffic is at least the input frame and the output grid
     assert rec.extra["ddr_bytes_per_frame"] >= 160 * 360 * 8
 
