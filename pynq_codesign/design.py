@@ -385,13 +385,7 @@ class Network:
         c, h, w = self.input_channels, self.input_height, self.input_width
         out = []
         for lay in self.layers:
-            if lay.type == "pool":
-                oc, oh, ow = c, h // 2, w // 2
-            elif lay.type == "pw":
-                oc, oh, ow = lay.out_channels, h, w
-            else:
-                oc = c if lay.type == "dw" else lay.out_channels
-                oh, ow = (h - 1) // lay.stride + 1, (w - 1) // lay.stride + 1
+            oc, oh, ow = layer_output(lay.type, c, h, w, lay.out_channels, lay.stride)
             out.append(LayerShape(c, h, w, oc, oh, ow))
             c, h, w = oc, oh, ow
         return out
@@ -543,6 +537,17 @@ class Network:
                               f"output channels ({len(decode.anchors)} anchors x 5), "
                               f"got {net.output_shape[0]}")
         return net
+
+
+def layer_output(kind: str, in_c: int, in_h: int, in_w: int, out_c: int | None,
+                 stride: int = 1) -> tuple[int, int, int]:
+    """(channels, height, width) a layer of ``kind`` makes of its input."""
+    if kind == "pool":
+        return in_c, in_h // 2, in_w // 2
+    oc = in_c if kind == "dw" else out_c
+    if kind == "pw":
+        return oc, in_h, in_w
+    return oc, (in_h - 1) // stride + 1, (in_w - 1) // stride + 1
 
 
 def layer_macs(kind: str, s: LayerShape) -> int:

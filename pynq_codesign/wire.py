@@ -24,7 +24,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import Design, Network, Overlay, plan_passes
+from .design import (Design, LayerShape, Network, Overlay, layer_output, layer_weights,
+                     plan_passes, weight_words)
 from .errors import CodesignError
 from .fixedpoint import acc_frac, container_bytes, container_dtype
 
@@ -294,3 +295,72 @@ def read_layer_params(params: np.ndarray, entry: dict, overlay: Overlay) -> Laye
 def input_codes_shape(network: Network) -> tuple[int, int, int]:
     """``[H, W, C]`` of the network input as the first pass reads it."""
     return network.input_height, network.input_width, network.input_channels
+
+
+def descriptor_status(params: np.ndarray, offset: int, overlay: Overlay) -> int:
+    """The :data:`STATUS` code the engine gives the descriptor at ``offset``.
+
+    The same checks as the C++ descriptor reader (hls/descriptor.h), for the simulated
+    board and for tools that want to know before they start a pass: 1 bad magic, offset or
+    layer count; 2 slots out of chain order, a kind or stride the slot cannot run, shapes
+    that do not flow from one slot to the next; 3 a size beyond the overlay's maxima or a
+    stage's own memories. 0: the engine runs it.
+    """
+    buf = np.asarray(params).view(np.uint8)
+    if offset < 0 or offset % BEAT_BYTES or offset + 4 * HEADER_WORDS > buf.size:
+        return 1
+    try:
+        header, entries = read_descriptor(buf, offset)
+    except (WireError, ValueError):
+        return 1
+    n = header["n_layers"]
+    if n < 0 or n > len(overlay.stages):
+        return 1
+    if n == 0:
+        return 0                                   # a probe
+
+    def fits(c: int, h: int, w: int) -> bool:
+        return (1 <= c <= overlay.max_channels and h >= 1 and 1 <= w <= overlay.max_width
+                and w * c <= overlay.max_row_elems)
+
+    if not fits(header["in_c"], header["in_h"], header["in_w"]) or \
+            not fits(header["out_c"], header["out_h"], header["out_w"]):
+        return 3
+    kinds = {v: k for k, v in LAYER_TYPE_ID.items()}
+    last = -1
+    by_slot: dict[int, dict] = {}
+    for e in entries:
+        k = e["slot"]
+        if k <= last or k >= len(overlay.stages):
+            return 2
+        last = k
+        st = overlay.stages[k]
+        kind = kinds.get(e["type"])
+        if kind != st.kind or not 1 <= e["stride"] <= 2 or \
+                (kind not in ("dw", "conv3") and e["stride"] != 1) or \
+                not -32 <= e["shift"] <= 62 or e["activation"] not in ACTIVATION_ID.values():
+            return 2
+        shape = LayerShape(e["in_c"], e["in_h"], e["in_w"], e["out_c"], e["out_h"], e["out_w"])
+        if not fits(shape.in_c, shape.in_h, shape.in_w) or \
+                not fits(shape.out_c, shape.out_h, shape.out_w) or \
+                shape.in_w * shape.in_c > st.row_capacity(overlay) or \
+                layer_weights(kind, shape) > overlay.max_layer_weights or \
+                (st.weight_words is not None and
+                 weight_words(kind, st.pe, st.simd, shape.in_c, shape.out_c) > st.weight_words):
+            return 3
+        if not _output_shape_ok(kind, shape, e["stride"]):
+            return 2
+        by_slot[k] = e
+    c, h, w = header["in_c"], header["in_h"], header["in_w"]
+    for k in sorted(by_slot):
+        e = by_slot[k]
+        if (e["in_c"], e["in_h"], e["in_w"]) != (c, h, w):
+            return 2
+        c, h, w = e["out_c"], e["out_h"], e["out_w"]
+    return 0 if (c, h, w) == (header["out_c"], header["out_h"], header["out_w"]) else 2
+
+
+def _output_shape_ok(kind: str, s: LayerShape, stride: int) -> bool:
+    """Whether an entry's output shape is the one a layer of ``kind`` gives."""
+    return (s.out_c, s.out_h, s.out_w) == layer_output(kind, s.in_c, s.in_h, s.in_w, s.out_c,
+                                                       stride)

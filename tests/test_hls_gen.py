@@ -12,8 +12,8 @@ from host_search.binding import bind_overlay
 from host_search.hls_gen import (HLS_DIR, HlsGenError, generate_header, hls_sources,
                                  write_sources)
 from pynq_codesign.design import Stage, load_design
-from pynq_codesign.wire import (DESC_MAGIC, HEADER_WORDS, LAYER_FIELDS, feature_bytes,
-                                pack_feature)
+from pynq_codesign.wire import (DESC_MAGIC, HEADER_WORDS, LAYER_FIELDS, descriptor_status,
+                                feature_bytes, pack_feature)
 from tests.helpers import random_program, tiny_design
 
 needs_gxx = pytest.mark.skipif(not csim.shutil.which("g++"), reason="needs g++")
@@ -182,16 +182,20 @@ def test_engine_refuses_bad_descriptors_and_moves_nothing():
     x = pack_feature(np.ones((16, 24, 3), np.int64), 8)
     r = eng.run_pass(x, prog.params, ps.desc_offset + 8, ps.out_bytes)    # not a descriptor
     assert r.status == 1 and r.out.size == 0 and r.in_left == x.size // 8
+    assert descriptor_status(prog.params, ps.desc_offset + 8, d.overlay) == 1
+    assert descriptor_status(prog.params, ps.desc_offset, d.overlay) == 0
     bad = prog.params.copy()
     words = bad[ps.desc_offset:].view("<i4")
     words[HEADER_WORDS + LAYER_FIELDS.index("in_c")] = 5                  # wrong chain shape
     r = eng.run_pass(x, bad, ps.desc_offset, ps.out_bytes)
     assert r.status == 2 and r.out.size == 0
+    assert descriptor_status(bad, ps.desc_offset, d.overlay) == 2
     bad = prog.params.copy()
     words = bad[ps.desc_offset:].view("<i4")
     words[2] = 100000                                                      # beyond maxima
     r = eng.run_pass(x, bad, ps.desc_offset, ps.out_bytes)
     assert r.status == 3
+    assert descriptor_status(bad, ps.desc_offset, d.overlay) == 3
     probe = np.array([DESC_MAGIC, 0, 0, 0, 0, 0, 0, 0], "<u4").view(np.uint8)
     r = eng.run_pass(np.zeros(0, np.uint8), probe, 0, 8)                   # a probe
     assert r.status == 0 and r.hw_id == d.overlay.hardware_id and r.out.size == 0
@@ -210,6 +214,7 @@ def test_engine_refuses_a_row_beyond_the_stage_capacity():
         ov = replace(d.overlay, stages=(dw,) + d.overlay.stages[1:])
         r = csim.build(ov).run_pass(x, prog.params, ps.desc_offset, ps.out_bytes)
         assert r.status == status, cap
+        assert descriptor_status(prog.params, ps.desc_offset, ov) == status, cap
 
 
 @needs_gxx

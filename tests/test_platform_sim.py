@@ -150,3 +150,20 @@ def test_a_bad_descriptor_sets_the_status_and_the_streams_never_finish(pkg):
         finally:
             object.__setattr__(pkg.program, "passes", real)
         assert np.array_equal(drv.run(pkg.golden[0][0]).codes, pkg.golden[0][1])
+
+
+def test_the_sim_refuses_what_the_engine_refuses(pkg):
+    """A descriptor beyond the overlay's maxima gets the C++ engine's status 3 here too."""
+    from pynq_codesign.wire import descriptor_status
+    ps = pkg.program.passes[0]
+    params = pkg.program.params.copy()
+    params[ps.desc_offset:].view("<i4")[2] = 100000          # header in_c
+    assert descriptor_status(params, ps.desc_offset, pkg.design.overlay) == 3
+    real = pkg.program.params
+    object.__setattr__(pkg.program, "params", params)
+    try:
+        with Driver(SimPlatform(0), pkg, timeout=0.05) as drv:
+            with pytest.raises(TransferTimeout, match="engine status 3"):
+                drv.run(pkg.golden[0][0])
+    finally:
+        object.__setattr__(pkg.program, "params", real)

@@ -33,8 +33,8 @@ from ...design import Overlay
 from ...devices import load_device
 from ...package import Package
 from ...wire import (CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY, CONTROL_AP_START,
-                     REGISTERS, STATUS, WireError, feature_bytes, feature_elem_bytes, pack_feature,
-                     read_descriptor, unpack_feature)
+                     REGISTERS, STATUS, descriptor_status, feature_bytes, feature_elem_bytes,
+                     pack_feature, read_descriptor, unpack_feature)
 from ..base import (CoreTimeout, Platform, PlatformError, TransferError, TransferTimeout,
                     dma_max_bytes)
 from .emulator import run_pass
@@ -201,17 +201,18 @@ class SimPlatform(Platform):
         self._done_pending = True
         self._hw_id_valid = True
         self._regs["hw_id"] = self._ov.hardware_id
-        try:
-            header, entries = read_descriptor(params, off)
-        except (WireError, ValueError):
-            # the engine refuses it: status 1, no stream data moves (the DMAs never finish)
-            self._regs["status"] = 1
+        status = descriptor_status(params, off, self._ov)
+        if status:
+            # the engine refuses it (the same checks as the C++): no stream data moves, so
+            # the DMAs never finish
+            self._regs["status"] = status
             self._core_idle = tm.probe(now)
             self._send_idle = self._recv_idle = _NEVER
             self._send = self._recv = None
             self._dma_hang_reason = (f"the engine refused the descriptor at desc_offset "
-                                     f"{off}: {STATUS[1]}")
+                                     f"{off}: {STATUS[status]}")
             return
+        header, entries = read_descriptor(params, off)
         self._regs["status"] = 0
         if header["n_layers"] == 0:                  # probe: sets hw_id, no stream I/O
             self._core_idle = tm.probe(now)
