@@ -46,7 +46,7 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=40)
     a = ap.parse_args()
     out = Path(a.out)
-    for sub in ("data", "run", "pkg", "detect", "overlay"):
+    for sub in ("data", "run", "pkg", "val", "detect", "overlay"):
         shutil.rmtree(out / sub, ignore_errors=True)
     out.mkdir(parents=True, exist_ok=True)
 
@@ -60,14 +60,15 @@ def main() -> int:
           "--out", str(out / "run"), "--seed", "1"])
     step("Export the deployment package",
          ["export", str(out / "run"), "--out", str(out / "pkg")])
+    val = _validation_set(out / "run", out / "data", out / "val")
     step("Self-test on the simulated board (golden vectors)",
          ["board", "selftest", str(out / "pkg"), "--sim"])
     bench = step("Benchmark on the simulated board",
                  ["bench", str(out / "pkg"), "--sim", "--frames", str(a.frames),
-                  "--images", str(out / "data"), "--json"], capture=True)
+                  "--images", str(val), "--json"], capture=True)
     (out / "bench.json").write_text(bench.stdout)
     step("Detection on the simulated board (annotated images + results XML)",
-         ["detect", str(out / "pkg"), "--images", str(_first_category(out / "data")),
+         ["detect", str(out / "pkg"), "--images", str(_first_category(val)),
           "--out", str(out / "detect"), "--sim"])
     step("Overlay project (needs Vivado 2024.1 to build the bitstream)",
          ["build-overlay", str(out / "pkg"), "--board", "pynq-z1",
@@ -82,6 +83,17 @@ def main() -> int:
           f"[source: {r['source']}]")
     print(f"everything is in {out}/")
     return 0
+
+
+def _validation_set(run: Path, data: Path, dest: Path) -> Path:
+    """Copy the sub-categories training held out into ``dest``: the benchmark's IoU and the
+    detections are on images the network never trained on."""
+    split = json.loads((run / "metrics.json").read_text())["data"]
+    for cat in split["val_subcategories"]:
+        shutil.copytree(data / cat, dest / cat)
+    print(f"\nvalidation sub-categories (held out by training): "
+          f"{', '.join(split['val_subcategories'])} -> {dest}")
+    return dest
 
 
 def _first_category(data: Path) -> Path:
