@@ -33,23 +33,7 @@ import numpy as np  # noqa: E402
 
 from pynq_codesign.design import load_design  # noqa: E402
 from pynq_codesign.platform.sim.emulator import run_program  # noqa: E402
-from pynq_codesign.wire import LayerParams, build_program, weight_shape  # noqa: E402
-
-
-def random_program(design, seed=0):
-    """Weights drawn like a trained layer's (about unit gain), as integer codes."""
-    rng = np.random.default_rng(seed)
-    ps = []
-    for lay, s, (_, wf, _) in zip(design.network.layers, design.network.shapes(),
-                                  design.network.formats()):
-        if not lay.is_conv:
-            ps.append(None)
-            continue
-        fan_in = 9 if lay.type == "dw" else s.in_c * (9 if lay.type == "conv3" else 1)
-        w = rng.normal(0, 2.0 / np.sqrt(fan_in), size=weight_shape(lay.type, s.in_c, s.out_c))
-        w = np.clip(np.round(w * 2 ** wf.frac), wf.code_min(), wf.code_max()).astype(np.int64)
-        ps.append(LayerParams(w, rng.integers(-2000, 2000, size=s.out_c)))
-    return build_program(design, ps)
+from pynq_codesign.randparams import random_program  # noqa: E402
 
 
 def per_frame(fn, frames: int, warmup: int = 1) -> float:

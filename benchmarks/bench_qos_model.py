@@ -23,7 +23,7 @@ from pynq_codesign.design import load_design  # noqa: E402
 def random_batch(design, n: int, seed: int = 0) -> DesignBatch:
     rng = np.random.default_rng(seed)
     base = DesignBatch.from_design(design, 1)
-    L, S = base.out_channels.shape[1], base.pe.shape[1]
+    S = base.pe.shape[1]
     scale = rng.choice([0.5, 0.75, 1.0, 1.25, 1.5], size=(n, 1))
     oc = np.maximum(1, np.round(base.out_channels * scale)).astype(np.int64)
     oc[:, -1] = base.out_channels[0, -1]            # the detection head stays

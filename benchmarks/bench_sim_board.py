@@ -21,7 +21,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -29,32 +28,15 @@ sys.path.insert(0, str(ROOT))
 from pynq_codesign.bench import run_bench, to_record  # noqa: E402
 from pynq_codesign.design import load_design  # noqa: E402
 from pynq_codesign.driver import Driver  # noqa: E402
-from pynq_codesign.package import load_package, write_package  # noqa: E402
+from pynq_codesign import randparams  # noqa: E402
+from pynq_codesign.package import load_package  # noqa: E402
 from pynq_codesign.platform.sim import emulator  # noqa: E402
 from pynq_codesign.platform.sim.board import SimPlatform  # noqa: E402
-from pynq_codesign.wire import LayerParams, build_program, weight_shape  # noqa: E402
 
 
 def random_package(name: str, out: Path):
     """A package of reference design ``name`` with random weights (emulator goldens)."""
-    design = load_design(name)
-    net = design.network
-    rng = np.random.default_rng(0)
-    params = []
-    for lay, s, (fin, wf, fout) in zip(net.layers, net.shapes(), net.formats()):
-        if not lay.is_conv:
-            params.append(None)
-            continue
-        fan = {"dw": 9, "pw": s.in_c, "conv3": 9 * s.in_c}[lay.type]
-        std = 20 * 2.0 ** (fin.frac + wf.frac - fout.frac) / (30 * np.sqrt(fan))
-        w = np.clip(np.round(rng.normal(0, std, weight_shape(lay.type, s.in_c, s.out_c))),
-                    wf.code_min(), wf.code_max()).astype(np.int64)
-        params.append(LayerParams(w, np.zeros(s.out_c, np.int64)))
-    prog = build_program(design, params)
-    f = net.input_format
-    x = rng.integers(f.code_min(), f.code_max() + 1,
-                     size=(net.input_height, net.input_width, net.input_channels))
-    return write_package(out, design, prog, [(x, emulator.run_program(prog, x, design.overlay))])
+    return randparams.random_package(out, load_design(name))
 
 
 class _EmulatorClock:

@@ -29,7 +29,7 @@ import numpy as np
 
 from pynq_codesign.design import Overlay
 from pynq_codesign.errors import CodesignError
-from pynq_codesign.wire import STATUS, Program, feature_bytes, pack_feature, unpack_feature
+from pynq_codesign.wire import STATUS, Program, pack_feature, unpack_feature
 
 from .binding import Binding
 from .hls_gen import HEADER_NAME, write_sources

@@ -28,6 +28,7 @@ from pathlib import Path
 
 import numpy as np
 
+from pynq_codesign.devices import load_device
 from pynq_codesign.errors import CodesignError
 from pynq_codesign.package import Package, add_files, load_package
 from pynq_codesign.wire import pack_feature
@@ -37,8 +38,6 @@ from .hls_gen import shipped_dir, write_sources
 
 TOOL_VERSION = "2024.1"
 OVERLAYS_DIR = shipped_dir("overlays")
-#: board -> FPGA part of the boards that have a flow in overlays/
-BOARD_PARTS = {"pynq-z1": "xc7z020clg400-1"}
 BD_NAME = "pcd_overlay"
 
 
@@ -86,8 +85,8 @@ def write_tb_data(dest: Path, pkg: Package) -> int:
 
 def write_project(pkg: Package, board: str, out: Path) -> Path:
     """Everything a machine with Vivado needs, in ``out``; returns ``out/run.sh``."""
-    if board not in BOARD_PARTS or not (OVERLAYS_DIR / board).is_dir():
-        have = ", ".join(sorted(BOARD_PARTS))
+    if not (OVERLAYS_DIR / board).is_dir():
+        have = ", ".join(sorted(p.name for p in OVERLAYS_DIR.iterdir() if p.is_dir()))
         raise OverlayBuildError(f"no overlay flow for board {board!r}; boards with a flow: "
                                 f"{have}")
     ov = pkg.design.overlay
@@ -102,7 +101,7 @@ def write_project(pkg: Package, board: str, out: Path) -> Path:
     binding = bind_overlay(ov)
     write_sources(hls, ov, binding, cosim_param_bytes=int(pkg.program.params.size))
     n = write_tb_data(hls / "tb_data", pkg)
-    part = BOARD_PARTS[board]
+    part = load_device(board).part
     ip_version = "1." + str(int(ov.hardware_id))[:6]
     (hls / "config.tcl").write_text(
         "# written by `codesign build-overlay`\n"

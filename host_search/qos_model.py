@@ -35,13 +35,12 @@ beyond the device profile: the closed loop must not calibrate a model against it
 """
 from __future__ import annotations
 
-import math
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any, Callable
 
 import numpy as np
 
-from pynq_codesign.design import (Design, LayerShape, Network, Overlay, Pass, Stage,
+from pynq_codesign.design import (Design, LayerShape, Pass, Stage,
                                   check_fits, layer_macs, layer_weights, plan_passes)
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
@@ -419,7 +418,7 @@ def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
     wb, fb = b.weight_bits, b.feature_bits
     pa, pb = dev.dsp_mult_a, dev.dsp_mult_b
     n = len(b)
-    mults, legal, unpacked, dpms = [], [], [], []
+    mults, legal, unpacked = [], [], []
     fabric = bd.is_fabric_product(wb, fb)
     dpm = bd.dsp_per_mult(wb, fb, pa, pb)
     for s, kind in enumerate(t.stage_kinds):

@@ -485,7 +485,7 @@ class Network:
                     oc = v
                 stride = _int(_get(lay, "stride", lp, 1), f"{lp}.stride", 1, 2)
                 if stride != 1 and t not in ("dw", "conv3"):
-                    raise DesignError(f"{lp}.stride", f"only dw and conv3 layers take a stride")
+                    raise DesignError(f"{lp}.stride", "only dw and conv3 layers take a stride")
                 act = _choice(_get(lay, "activation", lp, "relu" if t != "pool" else "none"),
                               f"{lp}.activation", ACTIVATIONS)
                 wf = _fmt(lay["weight_format"], f"{lp}.weight_format") \

@@ -18,6 +18,7 @@ from host_search.binding import bind_overlay
 from pynq_codesign.design import Bundle, Design, Layer, Network, Overlay, Stage, load_design
 from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.platform.sim.emulator import run_program
+from pynq_codesign.randparams import random_inputs, random_program
 from pynq_codesign.wire import LayerParams, build_program, weight_shape
 
 pytestmark = pytest.mark.skipif(not csim.shutil.which("g++"), reason="needs g++")
@@ -159,19 +160,8 @@ def test_whole_reference_network_dnn_a_reduced(tmp_path):
     """DNN-A at 3x32x72 with random integer weights, every pass through both."""
     d = load_design("dnn-a")
     d = replace(d, network=replace(d.network, input_height=32, input_width=72))
-    rng = np.random.default_rng(5)
-    ps = []
-    for lay, s, (_, wf, _) in zip(d.network.layers, d.network.shapes(), d.network.formats()):
-        if not lay.is_conv:
-            ps.append(None)
-            continue
-        fan_in = 9 if lay.type == "dw" else s.in_c * (9 if lay.type == "conv3" else 1)
-        w = rng.normal(0, 2.0 / np.sqrt(fan_in), size=weight_shape(lay.type, s.in_c, s.out_c))
-        w = np.clip(np.round(w * 2 ** wf.frac), wf.code_min(), wf.code_max()).astype(np.int64)
-        ps.append(LayerParams(w, rng.integers(-3000, 3000, size=s.out_c)))
-    prog = build_program(d, ps)
-    fin = d.network.input_format
-    x = rng.integers(fin.code_min(), fin.code_max() + 1, size=(32, 72, 3))
+    prog = random_program(d, seed=5, style="lively")
+    x = random_inputs(d, 1, seed=6)[0]
     eng = csim.build(d.overlay)
     y, got = eng.run_program(prog, x, keep_passes=True)
     ye, want = run_program(prog, x, d.overlay, keep_passes=True)

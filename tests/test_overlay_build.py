@@ -7,10 +7,8 @@ import os
 import shutil
 import stat
 import subprocess
-import sys
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from host_search import csim, overlay_build

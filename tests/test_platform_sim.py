@@ -4,13 +4,12 @@ import numpy as np
 import pytest
 
 from tests.helpers import random_package
-from pynq_codesign.design import Design
 from pynq_codesign.driver import Driver
 from pynq_codesign.platform.base import (CoreTimeout, PlatformError, TransferError,
                                          TransferTimeout)
 from pynq_codesign.platform.sim.board import SimPlatform
 from pynq_codesign.platform.sim.timing import TimingModel, frame_schedule
-from pynq_codesign.wire import feature_bytes, pack_feature
+from pynq_codesign.wire import pack_feature
 
 
 @pytest.fixture(scope="module")

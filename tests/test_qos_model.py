@@ -15,7 +15,7 @@ import pytest
 from host_search import binding as bd
 from host_search.qos_model import (DesignBatch, ModelConstants, ModelError, estimate,
                                    estimate_batch, resources)
-from pynq_codesign.design import (Bundle, Design, Layer, Network, Overlay, Stage,
+from pynq_codesign.design import (Bundle, Design, Layer, Network, Stage,
                                   check_fits, load_design, size_overlay)
 from pynq_codesign.devices import load_device
 from pynq_codesign.fixedpoint import FixedFormat
