@@ -31,7 +31,7 @@ from .driver import Driver, FrameResult, PassTime, open_driver
 from .errors import CodesignError
 from .fixedpoint import dequantize
 from .package import Package
-from .prepost import decode, preprocess, quantize_input, to_pixels
+from .prepost import cv2_module, decode, preprocess, quantize_input, to_pixels
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BOX_COLOUR = (0, 255, 0)          # BGR
@@ -40,16 +40,6 @@ BOX_THICKNESS = 2
 
 class PipelineError(CodesignError):
     """Input that the detection pipeline cannot use (no images, an unreadable file)."""
-
-
-def _cv2():
-    try:
-        import cv2  # noqa: PLC0415  (the board image's own cv2)
-    except ImportError:  # pragma: no cover - depends on the machine
-        raise PipelineError("OpenCV (cv2) is needed to read images: on the board use the "
-                            "PYNQ image's python; on a host pip install "
-                            "opencv-python-headless") from None
-    return cv2
 
 
 @dataclass
@@ -124,7 +114,7 @@ class Detector:
         if frame.codes is not None:
             return frame.codes
         if frame.image is None:
-            cv2 = _cv2()
+            cv2 = cv2_module()
             frame.image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
             if frame.image is None:
                 raise PipelineError(f"{frame.path}: cannot read this image")
@@ -241,7 +231,7 @@ def board_timeline(dets: list[Detection], platform) -> Timeline:
 
 def draw_box(image: np.ndarray, box: np.ndarray, confidence: float) -> np.ndarray:
     """Draw the detected box (relative coordinates) and its confidence onto ``image``."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     h, w = image.shape[:2]
     x0, y0, x1, y1 = (int(v) for v in to_pixels(box, w, h))
     cv2.rectangle(image, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), BOX_COLOUR,
@@ -253,7 +243,7 @@ def draw_box(image: np.ndarray, box: np.ndarray, confidence: float) -> np.ndarra
 
 def _write_image_result(out: Path, det: Detection, fr: Frame) -> None:
     from .results_xml import Annotation, write_result
-    cv2 = _cv2()
+    cv2 = cv2_module()
     img = fr.image
     h, w = img.shape[:2]
     px = tuple(int(v) for v in to_pixels(det.box, w, h))
@@ -273,7 +263,7 @@ def detect_images(detector: Detector, folder: str | Path, out: str | Path) -> li
 
 
 def video_frames(path: str | Path) -> Iterator[Frame]:
-    cv2 = _cv2()
+    cv2 = cv2_module()
     cap = cv2.VideoCapture(str(path))
     if not cap.isOpened():
         raise PipelineError(f"{path}: cannot open this video")
@@ -292,7 +282,7 @@ def video_frames(path: str | Path) -> Iterator[Frame]:
 def detect_video(detector: Detector, video: str | Path, out: str | Path) -> tuple[Path,
                                                                                    list[Detection]]:
     """An annotated copy of ``video`` (``OUT/<name>_detect.avi``) and ``boxes.csv``."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     cap = cv2.VideoCapture(str(video))

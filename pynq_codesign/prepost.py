@@ -15,24 +15,30 @@ from __future__ import annotations
 import numpy as np
 
 from .design import Decode, Network, Preprocess
+from .errors import CodesignError
 from .fixedpoint import Rounding, quantize
 
 _CV_INTER = {"bilinear": "INTER_LINEAR", "area": "INTER_AREA", "nearest": "INTER_NEAREST"}
 
 
-def _cv2():
+class OpenCVMissing(CodesignError):
+    """OpenCV is not importable here."""
+
+
+def cv2_module():
+    """OpenCV, imported on first use (the board image ships its own cv2)."""
     try:
-        import cv2  # noqa: PLC0415  (the board image ships its own cv2)
-    except ImportError as e:  # pragma: no cover - depends on the machine
-        raise RuntimeError("OpenCV (cv2) is needed to read and resize images: on the "
-                           "board use the PYNQ image's python; on a host "
-                           "`pip install opencv-python-headless`") from e
+        import cv2  # noqa: PLC0415
+    except ImportError:  # pragma: no cover - depends on the machine
+        raise OpenCVMissing("OpenCV (cv2) is needed to read and resize images: on the board "
+                            "use the PYNQ image's python; on a host `pip install "
+                            "opencv-python-headless`") from None
     return cv2
 
 
 def resize(image: np.ndarray, height: int, width: int, method: str) -> np.ndarray:
     """Resize ``[H, W, C]`` uint8 with OpenCV's interpolation ``method``."""
-    cv2 = _cv2()
+    cv2 = cv2_module()
     if image.shape[:2] == (height, width):
         return image
     return cv2.resize(image, (width, height), interpolation=getattr(cv2, _CV_INTER[method]))

@@ -31,6 +31,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
 
+import cv2
 import numpy as np
 
 from pynq_codesign.errors import CodesignError
@@ -183,7 +184,6 @@ def _mirror_tile(tex: np.ndarray, reps: int) -> np.ndarray:
 
 
 def _texture_bg(sc: _Scene, frame: int, src: Sources) -> np.ndarray:
-    import cv2  # noqa: PLC0415
 
     style = sc.spec.background
     tex = np.rot90(src.get(_TEXTURE_OF[style]), sc.tex_turns)
@@ -205,7 +205,6 @@ def _texture_bg(sc: _Scene, frame: int, src: Sources) -> np.ndarray:
 
 
 def _draw_road(rgb: np.ndarray, sc: _Scene, src: Sources, frame: int) -> np.ndarray:
-    import cv2  # noqa: PLC0415
 
     mask = np.zeros((HEIGHT, WIDTH), np.uint8)
     a = math.radians(sc.road_angle)
@@ -229,7 +228,6 @@ def _draw_road(rgb: np.ndarray, sc: _Scene, src: Sources, frame: int) -> np.ndar
 
 
 def _photo_bg(sc: _Scene, frame: int, src: Sources) -> np.ndarray:
-    import cv2  # noqa: PLC0415
 
     photo = src.get(sc.spec.background.split(":", 1)[1])
     ph, pw = photo.shape[:2]
@@ -268,7 +266,6 @@ def _c(colour) -> tuple[float, float, float]:
 
 
 def _draw_car(rgb, alpha, w, h, sc, rng):
-    import cv2  # noqa: PLC0415
 
     r = int(h * 0.3)
     cv2.rectangle(alpha, (r, 0), (w - 1 - r, h - 1), 1.0, -1)
@@ -282,7 +279,6 @@ def _draw_car(rgb, alpha, w, h, sc, rng):
 
 
 def _draw_truck(rgb, alpha, w, h, sc, rng):
-    import cv2  # noqa: PLC0415
 
     cab = int(w * 0.24)
     cv2.rectangle(alpha, (0, 0), (w - cab - 3, h - 1), 1.0, -1)
@@ -295,7 +291,6 @@ def _draw_truck(rgb, alpha, w, h, sc, rng):
 
 
 def _draw_boat(rgb, alpha, w, h, sc, rng):
-    import cv2  # noqa: PLC0415
 
     hull = np.array([[0, h * 0.12], [w * 0.7, 0], [w - 1, h * 0.5], [w * 0.7, h - 1],
                      [0, h * 0.88]], np.int32)
@@ -308,7 +303,6 @@ def _draw_boat(rgb, alpha, w, h, sc, rng):
 def _draw_person_at(rgb, alpha, cx, cy, hw, hh, clothes, skin):
     """A person seen from above at an angle, in a box of half-width ``hw``, half-height ``hh``
     centred on ``(cx, cy)``: body ellipse below, head above."""
-    import cv2  # noqa: PLC0415
 
     body = (cx, cy + int(hh * 0.25))
     axes = (max(1, int(hw * 0.9)), max(1, int(hh * 0.7)))
@@ -337,7 +331,6 @@ def _draw_group(rgb, alpha, w, h, sc, rng):
 
 
 def _draw_drone(rgb, alpha, w, h, sc, rng):
-    import cv2  # noqa: PLC0415
 
     t = max(1, int(w * 0.08))
     r = int(w * 0.2)
@@ -352,7 +345,6 @@ def _draw_drone(rgb, alpha, w, h, sc, rng):
 
 
 def _draw_whale(rgb, alpha, w, h, sc, rng):
-    import cv2  # noqa: PLC0415
 
     cv2.ellipse(alpha, (int(w * 0.58), h // 2), (int(w * 0.4), int(h * 0.42)), 0, 0, 360, 1.0, -1)
     tail = np.array([[int(w * 0.2), h // 2], [0, int(h * 0.05)], [int(w * 0.06), h // 2],
@@ -362,7 +354,6 @@ def _draw_whale(rgb, alpha, w, h, sc, rng):
 
 
 def _draw_horse(rgb, alpha, w, h, sc, rng, src: Sources):
-    import cv2  # noqa: PLC0415
 
     horse = 1.0 - src.get("horse")          # the silhouette is the dark part
     ys, xs = np.nonzero(horse > 0.5)
@@ -374,7 +365,6 @@ def _draw_horse(rgb, alpha, w, h, sc, rng, src: Sources):
 
 
 def _draw_cutout(rgb, alpha, w, h, sc, rng, src: Sources):
-    import cv2  # noqa: PLC0415
 
     photo = src.get(sc.spec.kind.split(":", 1)[1])
     ph, pw = photo.shape[:2]
@@ -412,7 +402,6 @@ def render_object(sc: _Scene, frame: int, src: Sources, rng: np.random.Generator
     The box area (after rotation) is drawn around the scene's log-area; the sharp alpha
     gives the ground-truth box.
     """
-    import cv2  # noqa: PLC0415
 
     kind = sc.spec.kind
     area = float(np.clip(10 ** (sc.log_area + rng.normal(0, 0.06)), AREA_MIN, AREA_MAX))
@@ -477,7 +466,6 @@ class Frame:
 
 def _compose(sc: _Scene, frame: int, src: Sources, rng: np.random.Generator
              ) -> tuple[np.ndarray, tuple[int, int, int, int]]:
-    import cv2  # noqa: PLC0415
 
     img = background(sc, frame, src, rng)
     colour, a, sharp = render_object(sc, frame, src, rng)
@@ -531,7 +519,6 @@ def _check_args(n: int, seed: int) -> None:
 
 def frames(n: int, seed: int, src: Sources | None = None) -> Iterator[Frame]:
     """The ``n`` frames of the set for ``seed``, sub-category by sub-category."""
-    import cv2  # noqa: PLC0415
 
     _check_args(n, seed)
     src = src or Sources()
