@@ -30,21 +30,13 @@ from .package import Package, load_package
 from .platform.base import (BoardTimeout, HardwareIdMismatch, Platform, PlatformError,
                             TransferError, buffer_sizes, plan_transfers)
 from .platform.sim.emulator import run_program
-from .wire import (BEAT_BYTES, DESC_MAGIC, HEADER_WORDS, STATUS, feature_bytes, pack_feature,
-                   unpack_feature)
+from .wire import (BEAT_BYTES, HEADER_WORDS, STATUS, feature_bytes, pack_feature,
+                   probe_descriptor, unpack_feature)
 
 #: Bytes the probe descriptor takes at the end of the parameter buffer.
 PROBE_BYTES = 4 * HEADER_WORDS
 #: DMA length register widths whose limit shows up as "only the first N bytes arrive".
 _SHORT_DMA_LIMITS = {14: 16383, 16: 65535, 23: 8388607}
-
-
-def probe_descriptor() -> np.ndarray:
-    """A pass descriptor with no layers (uint8): the core sets ``hw_id`` and returns."""
-    words = np.zeros(HEADER_WORDS, dtype=np.int64)
-    words[0] = DESC_MAGIC
-    words = np.where(words > 0x7FFFFFFF, words - (1 << 32), words).astype("<i4")
-    return words.view(np.uint8)
 
 
 @dataclass

@@ -251,9 +251,7 @@ def build_program(design: Design, layer_params: list[LayerParams | None]) -> Pro
                       -1 if w_offs[gi] is None else w_offs[gi],
                       -1 if b_offs[gi] is None else b_offs[gi],
                       lim & 0xFFFFFFFF, (lim >> 32) & 0xFFFFFFFF, 0, 0, 0]
-        arr = np.array(words, dtype=np.int64)
-        arr = np.where(arr > 0x7FFFFFFF, arr - (1 << 32), arr).astype("<i4")
-        off = put(arr.tobytes())
+        off = put(_words(words).tobytes())
         passes.append(PassInfo(
             ps.bundle, ps.layers, off, (first.in_c, first.in_h, first.in_w),
             (last.out_c, last.out_h, last.out_w),
@@ -261,6 +259,18 @@ def build_program(design: Design, layer_params: list[LayerParams | None]) -> Pro
             feature_bytes(last.out_h, last.out_w, last.out_c, fb)))
     params = np.frombuffer(b"".join(chunks), dtype=np.uint8).copy()
     return Program(params, tuple(passes), tuple(w_offs), tuple(b_offs))
+
+
+def _words(values: list[int]) -> np.ndarray:
+    """Descriptor words (int32, little-endian) from ints that may be given unsigned."""
+    arr = np.array(values, dtype=np.int64)
+    return np.where(arr > 0x7FFFFFFF, arr - (1 << 32), arr).astype("<i4")
+
+
+def probe_descriptor() -> np.ndarray:
+    """A pass descriptor with no layers (uint8): the engine sets ``hw_id`` and returns
+    without touching its streams (how a driver reads the ID of a loaded bitstream)."""
+    return _words([DESC_MAGIC] + [0] * (HEADER_WORDS - 1)).view(np.uint8)
 
 
 def read_descriptor(params: np.ndarray, offset: int) -> tuple[dict, list[dict]]:

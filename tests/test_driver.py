@@ -4,7 +4,8 @@ import pytest
 
 from pynq_codesign.cli import main as cli
 from pynq_codesign.design import Design, load_design
-from pynq_codesign.driver import Driver, diagnose, probe_descriptor
+from pynq_codesign.driver import Driver, diagnose
+from pynq_codesign.wire import probe_descriptor
 from pynq_codesign.package import write_package
 from pynq_codesign.platform.base import HardwareIdMismatch
 from pynq_codesign.platform.sim.board import SimPlatform

@@ -12,7 +12,7 @@ from host_search.binding import bind_overlay
 from host_search.hls_gen import (HLS_DIR, HlsGenError, generate_header, hls_sources,
                                  write_sources)
 from pynq_codesign.design import Stage, load_design
-from pynq_codesign.wire import (DESC_MAGIC, HEADER_WORDS, LAYER_FIELDS, descriptor_status,
+from pynq_codesign.wire import (HEADER_WORDS, LAYER_FIELDS, descriptor_status, probe_descriptor,
                                 feature_bytes, pack_feature)
 from tests.helpers import random_program, tiny_design
 
@@ -196,7 +196,7 @@ def test_engine_refuses_bad_descriptors_and_moves_nothing():
     r = eng.run_pass(x, bad, ps.desc_offset, ps.out_bytes)
     assert r.status == 3
     assert descriptor_status(bad, ps.desc_offset, d.overlay) == 3
-    probe = np.array([DESC_MAGIC, 0, 0, 0, 0, 0, 0, 0], "<u4").view(np.uint8)
+    probe = probe_descriptor()
     r = eng.run_pass(np.zeros(0, np.uint8), probe, 0, 8)                   # a probe
     assert r.status == 0 and r.hw_id == d.overlay.hardware_id and r.out.size == 0
 
