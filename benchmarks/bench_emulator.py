@@ -86,7 +86,7 @@ def main() -> None:
     y_csim = eng.run_program(prog, x)
     exact = np.array_equal(y_emu, y_csim)
 
-    print("median per frame (simulated on this host's CPU):")
+    print("median per frame, host wall clock on this machine (not board figures):")
     print(f"emulator (numpy, bit-exact):  {t_emu * 1e3:8.1f} ms/frame  {1 / t_emu:7.2f} frames/s")
     print(f"PyTorch float32 (CPU):        {t_torch * 1e3:8.1f} ms/frame  {1 / t_torch:7.2f} frames/s")
     print(f"C simulation (g++ -O2):       {t_csim * 1e3:8.1f} ms/frame  {1 / t_csim:7.2f} frames/s")
