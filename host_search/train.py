@@ -345,7 +345,8 @@ def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sc
 
 
 def _progress(it: Sequence, desc: str, enabled: bool):
-    if not enabled:
+    """A live bar on a terminal; in a log (not a TTY) the per-epoch summary lines suffice."""
+    if not enabled or not sys.stderr.isatty():
         return it
     try:
         from tqdm import tqdm
