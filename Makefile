@@ -6,7 +6,7 @@ VPY     := $(VENV)/bin/python
 STAMP   := $(VENV)/.installed
 DEMO    ?= demo-out
 
-.PHONY: setup demo test test-all bench clean
+.PHONY: setup demo test test-board test-all bench clean
 
 $(STAMP): setup.py
 	test -x $(VPY) || $(PY) -m venv $(VENV)
@@ -25,6 +25,18 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(VPY) -m pytest -q
 
+# The board side alone, as on the PYNQ image: Python 3.10, numpy 1.x, no torch/onnx.
+BOARD_PY ?= $(shell for p in python3.10 $$HOME/.pyenv/versions/3.10*/bin/python; do \
+              $$p -c 'import sys; assert sys.version_info[:2] == (3, 10)' 2>/dev/null \
+              && echo $$p && break; done)
+BVENV   := .venv-board
+test-board:
+	@if [ -z "$(BOARD_PY)" ]; then echo "test-board: no python3.10 here; skipped"; exit 0; fi; \
+	test -x $(BVENV)/bin/python || $(BOARD_PY) -m venv $(BVENV); \
+	$(BVENV)/bin/python -m pip install -q "numpy<2" "opencv-python-headless<4.11" pytest hypothesis && \
+	$(BVENV)/bin/python -m pip install -q --no-deps -e . && \
+	PCD_BOARD_ONLY=1 $(BVENV)/bin/python -m pytest -q -p no:cacheprovider
+
 test-all: $(STAMP)
 	$(VPY) -m pytest -q -m "slow or not slow"
 
@@ -32,4 +44,4 @@ bench: $(STAMP)
 	for b in benchmarks/*.py; do echo "== $$b"; $(VPY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) $(DEMO) .pytest_cache build *.egg-info
+	rm -rf $(VENV) $(BVENV) $(DEMO) .pytest_cache build *.egg-info
