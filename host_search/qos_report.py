@@ -12,6 +12,7 @@ import argparse
 import json
 
 from pynq_codesign.design import load_design
+from pynq_codesign.designs import published, reference_names
 from pynq_codesign.qos import QoSRecord
 
 from .qos_model import RESOURCES, estimate
@@ -59,6 +60,15 @@ def render_table(name: str, rec: QoSRecord) -> str:
     return "\n".join(lines)
 
 
+def published_lines(args_design: str) -> list[str]:
+    """The paper's figures for a reference design named on the command line (labelled
+    published, kept apart from the estimate: the paper's accelerator is not this one)."""
+    if args_design not in reference_names():
+        return []
+    return [f"  for comparison, {rec.summary()}  -- {cite}"
+            for cite, rec in published(args_design)]
+
+
 def main(args: argparse.Namespace) -> int:
     design = load_design(args.design)
     rec = estimate(design, device=getattr(args, "device", None))
@@ -68,4 +78,6 @@ def main(args: argparse.Namespace) -> int:
         print(json.dumps(d, indent=2))
     else:
         print(render_table(design.name, rec))
+        for line in published_lines(args.design):
+            print(line)
     return 0

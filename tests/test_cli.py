@@ -34,3 +34,11 @@ def test_bad_design_file_one_line_exit_2(tmp_path):
 def test_missing_design_names_references(tmp_path):
     r = run("estimate", str(tmp_path / "nope.json"))
     assert r.returncode == 2 and "dnn-a" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_estimate_of_a_reference_shows_published_figures_apart():
+    r = run("estimate", "dnn-c")
+    assert r.returncode == 0, r.stderr
+    est = [ln for ln in r.stdout.splitlines() if "FPS" in ln and "estimated" in ln]
+    pub = [ln for ln in r.stdout.splitlines() if "[published]" in ln]
+    assert est and pub and not set(est) & set(pub)
