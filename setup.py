@@ -23,17 +23,16 @@ setup(
     # top of the repository; a regular install puts them inside host_search/, where
     # host_search.hls_gen.shipped_dir finds them when there is no checkout around.
     package_dir=SHIPPED,
-    package_data={"pynq_codesign": ["devices/*.json", "designs/*.json", "server/static/*"],
-                  "host_search": ["export/templates/*"],
+    package_data={"pynq_codesign": ["devices/*.json", "designs/*.json"],
                   **{pkg: ["*.h", "*.cpp", "*.tcl"] for pkg in SHIPPED},
                   "host_search.overlays": ["*/*.tcl"]},
     include_package_data=True,
     install_requires=["numpy>=1.21"],
     extras_require={
-        "board": ["pynq>=3.1,<4", "flask>=2.0"],
+        "board": ["pynq>=3.1,<4"],
         "host": ["torch>=2.1", "onnx>=1.14,<1.23", "onnxruntime>=1.16", "qonnx>=0.4",
-                 "onnxscript", "hls4ml>=1.0", "scikit-image>=0.21", "scipy", "tqdm",
-                 "opencv-python-headless", "pynqmetadata", "flask>=2.0"],
+                 "hls4ml>=1.0", "scikit-image>=0.21", "tqdm",
+                 "opencv-python-headless", "pynqmetadata"],
         "dev": ["pytest>=7", "hypothesis>=6"],
     },
     entry_points={"console_scripts": ["codesign=pynq_codesign.cli:main"]},
