@@ -24,7 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .design import (Design, LayerShape, Network, Overlay, layer_output, layer_weights,
+from .design import (Design, LayerShape, Overlay, layer_output, layer_weights,
                      plan_passes, weight_words)
 from .errors import CodesignError
 from .fixedpoint import acc_frac, container_bytes, container_dtype
@@ -300,11 +300,6 @@ def read_layer_params(params: np.ndarray, entry: dict, overlay: Overlay) -> Laye
     w = buf[wo: wo + n * wdt.itemsize].view(wdt).reshape(shape).astype(np.int64)
     b = buf[bo: bo + 4 * entry["out_c"]].view("<i4").astype(np.int64)
     return LayerParams(w, b)
-
-
-def input_codes_shape(network: Network) -> tuple[int, int, int]:
-    """``[H, W, C]`` of the network input as the first pass reads it."""
-    return network.input_height, network.input_width, network.input_channels
 
 
 def descriptor_status(params: np.ndarray, offset: int, overlay: Overlay) -> int:
