@@ -42,7 +42,7 @@ def main() -> int:
     ap.add_argument("--out", default="demo-out", help="folder for everything the demo writes")
     ap.add_argument("--design", default="dnn-a")
     ap.add_argument("--images", type=int, default=240, help="size of the built-in data set")
-    ap.add_argument("--epochs", type=int, default=6)
+    ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--frames", type=int, default=40)
     a = ap.parse_args()
     out = Path(a.out)
