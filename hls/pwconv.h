@@ -9,6 +9,7 @@
 #define PCD_PWCONV_H
 
 #include "buffers.h"
+#include "fold.h"
 #include "mul.h"
 #include "requant.h"
 #include "stream_io.h"
@@ -69,10 +70,7 @@ PW_BANDS:
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_CHANNELS
         acc_t acc[PE];
 #pragma HLS ARRAY_PARTITION variable=acc complete
-        for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-          acc[p] = of * PE + p < cfg.out_c ? acc_t(bias[of * PE + p]) : acc_t(0);
-        }
+        start_fold<PE, BN>(acc, bias, of, cfg.out_c);
       PW_IN_FOLDS:
         for (int f = 0; f < icf; f++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_CHANNELS
@@ -92,10 +90,7 @@ PW_BANDS:
           }
           dot<PE, SIMD>(acc, x, wv, MUL());
         }
-        for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-          if (of * PE + p < cfg.out_c) packer.put(out, requantize(wide_t(acc[p]), cfg));
-        }
+        emit_fold<PE>(packer, out, acc, of, cfg);
       }
       packer.end_pixel(out);
     }
