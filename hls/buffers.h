@@ -79,6 +79,20 @@ LOAD_ROW:
   }
 }
 
+// Loads input rows into the line buffer until every row the 3x3 windows of output row
+// `oy` read (stride `s`, map height `h`) is there; `loaded` counts the rows so far.
+template <int ROWS, int ROW_ELEMS>
+void fill_window_rows(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int& loaded,
+                      int oy, int s, int h, int w, int c) {
+  const int need = s * oy + 1 < h - 1 ? s * oy + 1 : h - 1;   // the window's last row
+FILL_ROWS:
+  while (loaded <= need) {
+#pragma HLS LOOP_TRIPCOUNT min=1 max=2
+    load_line_row<ROWS, ROW_ELEMS>(in, line, loaded, w, c);
+    loaded++;
+  }
+}
+
 // Tap (y, x) channel ch of the 3x3 window: the stored code, or 0 outside the map.
 template <int ROWS, int ROW_ELEMS>
 inline feat_t line_tap(const feat_t line[3][ROWS / 3 * ROW_ELEMS], int y, int x, int ch,

@@ -55,13 +55,7 @@ void conv3_stage(beat_stream& in, beat_stream& out, beat_stream& wparams, const 
 C3_ROWS:
   for (int oy = 0; oy < cfg.out_h; oy++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
-    const int need = st * oy + 1 < h - 1 ? st * oy + 1 : h - 1;
-  C3_FILL:
-    while (loaded <= need) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=2
-      load_line_row<ROWS, ROW_ELEMS>(in, line, loaded, wd, c);
-      loaded++;
-    }
+    fill_window_rows<ROWS, ROW_ELEMS>(in, line, loaded, oy, st, h, wd, c);
   C3_COLS:
     for (int ox = 0; ox < cfg.out_w; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH

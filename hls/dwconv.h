@@ -48,13 +48,7 @@ void dw_stage(beat_stream& in, beat_stream& out, beat_stream& wparams, const Slo
 DW_ROWS:
   for (int oy = 0; oy < cfg.out_h; oy++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
-    const int need = s * oy + 1 < h - 1 ? s * oy + 1 : h - 1;   // window's last row
-  DW_FILL:
-    while (loaded <= need) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=2
-      load_line_row<ROWS, ROW_ELEMS>(in, line, loaded, wd, c);
-      loaded++;
-    }
+    fill_window_rows<ROWS, ROW_ELEMS>(in, line, loaded, oy, s, h, wd, c);
   DW_COLS:
     for (int ox = 0; ox < cfg.out_w; ox++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH

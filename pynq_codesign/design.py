@@ -32,6 +32,7 @@ import hashlib
 import json
 import math
 from dataclasses import dataclass, field, replace
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -173,7 +174,7 @@ class Overlay:
     weight_path: str = "m_axi"
 
     # --- derived -----------------------------------------------------------------
-    @property
+    @cached_property
     def hardware_id(self) -> int:
         """32-bit hash of the overlay half; compiled into the IP's read-only ID register."""
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))

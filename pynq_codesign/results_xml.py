@@ -31,19 +31,14 @@ from typing import Iterator
 
 import numpy as np
 
-from .errors import CodesignError
+from .errors import FileProblem
 
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 DEFAULT_NAME = "object"
 
 
-class AnnotationError(CodesignError, ValueError):
+class AnnotationError(FileProblem, ValueError):
     """An annotation XML that cannot be read: ``path`` names the file, ``reason`` says why."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)

@@ -1,10 +1,18 @@
 """The design schema: reference designs, exact MACs/params, validation, fits, passes."""
 import json
+from dataclasses import replace
 
 import pytest
 
-from pynq_codesign.design import (Design, DesignError, Overlay, Stage, check_fits,
-                                  load_design, plan_passes, size_overlay)
+from pynq_codesign.design import (
+    Design,
+    DesignError,
+    Stage,
+    check_fits,
+    load_design,
+    plan_passes,
+    size_overlay,
+)
 from pynq_codesign.designs import published, reference_names
 
 
@@ -73,11 +81,11 @@ def test_validation_names_field(mutate, field):
 
 def test_fits_names_what_does_not_fit():
     d = load_design("dnn-c")
-    small = Overlay(**{**d.overlay.__dict__, "max_channels": 256, "max_layer_weights": 100000})
+    small = replace(d.overlay, max_channels=256, max_layer_weights=100000)
     problems = check_fits(d.network, small)
     assert any("max_channels" in p and "512" in p for p in problems)
     assert any("max_layer_weights" in p and "196608" in p for p in problems)
-    no_pool = Overlay(**{**d.overlay.__dict__, "stages": (Stage("dw", 4), Stage("pw", 8, 8))})
+    no_pool = replace(d.overlay, stages=(Stage("dw", 4), Stage("pw", 8, 8)))
     assert any("no pool stage" in p for p in check_fits(d.network, no_pool))
 
 
@@ -118,9 +126,9 @@ def test_per_stage_capacities_are_checked():
     d = load_design("dnn-c")
     pw = d.overlay.stages[1]
     assert pw.kind == "pw" and pw.weight_words == 1536 and pw.row_elems == 45 * 512
-    tight = Overlay(**{**d.overlay.__dict__, "stages": (
+    tight = replace(d.overlay, stages=(
         d.overlay.stages[0], Stage("pw", 16, 8, row_elems=17280, weight_words=1000),
-        d.overlay.stages[2])})
+        d.overlay.stages[2]))
     problems = check_fits(d.network, tight)
     assert any("row_elems 17280" in p and "23040" in p for p in problems)
     assert any("weight_words 1000" in p and "1536" in p for p in problems)

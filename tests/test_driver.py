@@ -1,15 +1,16 @@
 """The driver: golden self-test, hardware-ID refusal, the symptom table, the CLI."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
 from pynq_codesign.cli import main as cli
 from pynq_codesign.design import Design, load_design
 from pynq_codesign.driver import Driver, diagnose
-from pynq_codesign.wire import probe_descriptor
 from pynq_codesign.package import write_package
 from pynq_codesign.platform.base import HardwareIdMismatch
 from pynq_codesign.platform.sim.board import SimPlatform
-from pynq_codesign.wire import read_descriptor
+from pynq_codesign.wire import probe_descriptor, read_descriptor
 from tests.helpers import random_package, random_program, tiny_design
 
 
@@ -53,7 +54,7 @@ def test_probe_descriptor_is_a_header_without_layers():
 
 def test_hardware_id_mismatch_is_refused(pkg):
     other = _design(16, 24).overlay
-    other = type(other)(**{**other.__dict__, "band_rows": 4})
+    other = replace(other, band_rows=4)
     assert other.hardware_id != pkg.hardware_id
     with pytest.raises(HardwareIdMismatch, match=f"0x{pkg.hardware_id:08x}"):
         Driver(SimPlatform(0, bitstream=other), pkg).open()

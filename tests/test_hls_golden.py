@@ -2,6 +2,7 @@
 conversions with the AP_ modes that fixedpoint.AP_QUANT names (proving the mapping)."""
 import ctypes
 import subprocess
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -68,8 +69,7 @@ def test_golden_table_through_ap_fixed_with_the_named_modes(tmp_path):
 def test_header_names_the_overlay_rounding_as_ap_mode():
     d = tiny_design()
     for mode, ap in AP_QUANT.items():
-        ov = d.overlay.__class__(**{**d.overlay.__dict__, "rounding": mode.value,
-                                    "narrow_range": True})
+        ov = replace(d.overlay, rounding=mode.value, narrow_range=True)
         h = generate_header(ov)
         assert f"#define PCD_AP_QUANT {ap}" in h
         assert f"#define PCD_ROUNDING {ROUNDING_ID[mode]}" in h

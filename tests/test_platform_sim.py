@@ -1,15 +1,21 @@
 """The simulated board: bit-exact through the platform calls, its own timing, hidden
 per-board physics, fault modes that end in timeouts and recover."""
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
-from tests.helpers import random_package
 from pynq_codesign.driver import Driver
-from pynq_codesign.platform.base import (CoreTimeout, PlatformError, TransferError,
-                                         TransferTimeout)
+from pynq_codesign.platform.base import (
+    CoreTimeout,
+    PlatformError,
+    TransferError,
+    TransferTimeout,
+)
 from pynq_codesign.platform.sim.board import SimPlatform
 from pynq_codesign.platform.sim.timing import TimingModel, frame_schedule
 from pynq_codesign.wire import pack_feature
+from tests.helpers import random_package
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +60,7 @@ def test_timing_grows_with_work_and_falls_with_parallelism(pkg):
     slow = TimingModel(load_device(ov.device), ov, phys, 0)
     stages = tuple(Stage(s.kind, s.pe * 4, s.simd * 2) if s.kind == "pw" else s
                    for s in ov.stages)
-    fast_ov = type(ov)(**{**ov.__dict__, "stages": stages})
+    fast_ov = replace(ov, stages=stages)
     fast = TimingModel(load_device(ov.device), fast_ov, phys, 0)
     a = slow.run_pass(header, entries, 0.0, 0.0, 0.0, 1)
     b = fast.run_pass(header, entries, 0.0, 0.0, 0.0, 1)

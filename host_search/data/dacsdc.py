@@ -32,7 +32,7 @@ from typing import Iterable, Iterator, Sequence
 import numpy as np
 
 from pynq_codesign.design import Network
-from pynq_codesign.errors import CodesignError
+from pynq_codesign.errors import CodesignError, FileProblem
 from pynq_codesign.prepost import preprocess
 from pynq_codesign.results_xml import Annotation, AnnotationError, read_xml
 
@@ -49,13 +49,8 @@ class DataError(CodesignError):
     """A data set folder that cannot be used at all (missing, empty, nothing valid)."""
 
 
-class CorruptImage(CodesignError):
+class CorruptImage(FileProblem):
     """An image file that cannot be decoded: ``path`` names it, ``reason`` says why."""
-
-    def __init__(self, path: str | os.PathLike, reason: str):
-        self.path = str(path)
-        self.reason = reason
-        super().__init__(f"{self.path}: {reason}")
 
 
 @dataclass(frozen=True)
