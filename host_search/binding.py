@@ -103,7 +103,7 @@ from typing import Any
 
 import numpy as np
 
-from pynq_codesign.design import Overlay
+from pynq_codesign.design import Overlay, stage_multipliers
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
 from pynq_codesign.wire import BEAT_BITS
@@ -282,8 +282,7 @@ def memory_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
 
 def stage_weight_lanes(kind: str, pe: Any, simd: Any) -> Any:
     """Weights a stage reads per cycle (= its multipliers): one folded weight word."""
-    return {"dw": 9 * np.asarray(pe), "pw": np.asarray(pe) * np.asarray(simd),
-            "conv3": 9 * np.asarray(pe) * np.asarray(simd)}[kind]
+    return stage_multipliers(kind, np.asarray(pe), np.asarray(simd))
 
 
 def line_rows(band_rows: Any) -> Any:

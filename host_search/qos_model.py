@@ -40,8 +40,8 @@ from typing import Any, Callable
 
 import numpy as np
 
-from pynq_codesign.design import (Design, LayerShape, Pass, Stage,
-                                  check_fits, layer_macs, layer_weights, plan_passes)
+from pynq_codesign.design import (Design, LayerShape, Pass, check_fits, layer_macs,
+                                  layer_weights, plan_passes, stage_multipliers)
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
 from pynq_codesign.errors import CodesignError
@@ -423,8 +423,7 @@ def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
     dpm = bd.dsp_per_mult(wb, fb, pa, pb)
     for s, kind in enumerate(t.stage_kinds):
         pe, simd = b.pe[:, s], b.simd[:, s]
-        m = Stage(kind).multipliers if kind == "pool" else \
-            {"dw": 9 * pe, "pw": pe * simd, "conv3": 9 * pe * simd}[kind]
+        m = np.broadcast_to(np.asarray(stage_multipliers(kind, pe, simd), dtype=np.int64), (n,))
         m = np.broadcast_to(np.asarray(m, dtype=np.int64), (n,))
         mults.append(m)
         unpacked.append(m * dpm)

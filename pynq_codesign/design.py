@@ -133,8 +133,7 @@ class Stage:
 
     @property
     def multipliers(self) -> int:
-        return {"dw": 9 * self.pe, "pw": self.pe * self.simd,
-                "conv3": 9 * self.pe * self.simd, "pool": 0}[self.kind]
+        return stage_multipliers(self.kind, self.pe, self.simd)
 
     def to_dict(self) -> dict:
         d: dict[str, Any] = {"kind": self.kind}
@@ -538,6 +537,14 @@ class Network:
                               f"output channels ({len(decode.anchors)} anchors x 5), "
                               f"got {net.output_shape[0]}")
         return net
+
+
+def stage_multipliers(kind: str, pe, simd):
+    """Multipliers of a stage (= weights it reads per cycle): ``9 * pe`` (dw), ``pe * simd``
+    (pw), ``9 * pe * simd`` (conv3), 0 (pool). Works on ints and on numpy arrays."""
+    if kind == "pool":
+        return 0 * pe
+    return {"dw": 9 * pe, "pw": pe * simd, "conv3": 9 * pe * simd}[kind]
 
 
 def layer_output(kind: str, in_c: int, in_h: int, in_w: int, out_c: int | None,

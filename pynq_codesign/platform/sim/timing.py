@@ -34,8 +34,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...design import Overlay
+from ...design import LayerShape, Overlay, layer_weights
 from ...devices import Device
+from ...fixedpoint import container_bytes
 from ...wire import BEAT_BYTES, HEADER_WORDS, LAYER_TYPE_ID, LAYER_WORDS, padded_channels
 
 _KIND = {v: k for k, v in LAYER_TYPE_ID.items()}
@@ -179,13 +180,12 @@ class TimingModel:
         # prologue: descriptor + weights over m_axi (before the first band streams)
         desc_bytes = 4 * (HEADER_WORDS + LAYER_WORDS * len(entries))
         wbytes = 0
-        wb = 1 if ov.weight_bits <= 8 else 2
+        wb = container_bytes(ov.weight_bits)
         for e in entries:
-            k = _KIND[e["type"]]
-            ic, oc = e["in_c"], e["out_c"]
-            n = {"dw": 9 * ic, "pw": ic * oc, "conv3": 9 * ic * oc}.get(k, 0)
+            n = layer_weights(_KIND[e["type"]], LayerShape(e["in_c"], e["in_h"], e["in_w"],
+                                                           e["out_c"], e["out_h"], e["out_w"]))
             if n:
-                wbytes += n * wb + 4 * oc
+                wbytes += n * wb + 4 * e["out_c"]
         pro = START_CYCLES + self._maxi_cycles(desc_bytes) + (
             self._maxi_cycles(wbytes) if wbytes else 0)
         t0 = cyc(t_start) + pro
