@@ -12,7 +12,7 @@ $(STAMP): setup.py
 	test -x $(VPY) || $(PY) -m venv $(VENV)
 	$(VPY) -m pip install -q --upgrade pip wheel setuptools
 	$(VPY) -m pip install -q torch==2.13.0
-	$(VPY) -m pip install -q -e '.[host,dev]'
+	$(VPY) -m pip install -q -e '.[host,dev,ray]'
 	@command -v yosys >/dev/null 2>&1 || scripts/install-system-deps || \
 	  echo "note: yosys not installed; the synthesis cross-check tests will skip"
 	touch $(STAMP)

@@ -27,6 +27,9 @@ HANDLERS = {
     "board selftest": "pynq_codesign.driver:selftest_main",
     "detect": "pynq_codesign.pipeline:main",
     "bench": "pynq_codesign.bench:main",
+    "board serve": "pynq_codesign.server:serve_main",
+    "search": "host_search.search:main",
+    "demo": "host_search.demo:main",
 }
 
 
@@ -104,6 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="power source: auto, model, rails, meter:PATH (serial device or CSV)")
     p.add_argument("--json", action="store_true")
     _board_args(p)
+
+    # --- search (co-search issue): `codesign search ...` and `codesign search report RUN`
+
+    # --- board serve (closed-loop issue)
+
+    # --- demo (first-hour issue)
     return ap
 
 
