@@ -120,8 +120,8 @@ def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None =
     if reading is None:
         sensed = None
         if pf.source == "simulated" and power in ("auto", "rails"):
-            sensed = pf.sensor_power_w(act)
-        reading = (PowerReading(sensed, "simulated", "the simulated board's power rails")
+            sensed = pf.sensor_power_w(act, tl.wall_s)
+        reading = (PowerReading(sensed, "simulated", pf.sensor_detail())
                    if sensed is not None else estimate_power(device, act))
     ious = [float(iou(d.box, labels[d.key])) for d in dets if d.key in labels]
     return BenchRun(dets, tl, reading, ious)

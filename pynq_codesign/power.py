@@ -13,7 +13,9 @@
 The PYNQ-Z1 has no sensors: without a meter its power is always ``estimated``. ``auto``
 takes rails where the board has them, else the model. On the simulated board, ``rails``
 reads the simulated board's own sensors (devices whose profile has them; label
-``simulated``) and ``auto`` without sensors gives the model estimate.
+``simulated``) and ``auto`` reads them, or on a board without sensors the simulated
+external meter clipped into its supply (:mod:`pynq_codesign.platform.sim.power_meter`:
+hidden per-seed static and dynamic power, noise, a sample rate; label ``simulated``).
 """
 from __future__ import annotations
 

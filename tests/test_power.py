@@ -53,7 +53,8 @@ def test_sources_refused_with_a_reason(tmp_path):
 
 
 def test_simulated_sensors_on_a_board_that_has_them():
-    """A simulated ZCU104 reads its own (hidden) power; a simulated Z1 has no sensors."""
+    """A simulated ZCU104 reads its own (hidden) power; a simulated Z1 has no sensors but
+    an external meter (hidden static/dynamic power per seed, noise, a sample rate)."""
     from pynq_codesign.design import Design, load_design
     from tests.helpers import random_package
     import tempfile
@@ -66,6 +67,14 @@ def test_simulated_sensors_on_a_board_that_has_them():
     for pf in (a, b):
         pf.load(pkg)
     assert a.sensor_power_w(act) != b.sensor_power_w(act)
-    z1 = SimPlatform(1)
-    z1.load(random_package(tempfile.mkdtemp() + "/q"))
-    assert z1.sensor_power_w(act) is None
+    z1, z2 = SimPlatform(1), SimPlatform(2)
+    q = random_package(tempfile.mkdtemp() + "/q")
+    z1.load(q)
+    z2.load(q)
+    w1, w2 = z1.sensor_power_w(act, 2.0), z2.sensor_power_w(act, 2.0)
+    assert w1 != w2 and 1.0 < w1 < 6.0 and 1.0 < w2 < 6.0
+    assert "meter" in z1.sensor_detail()
+    true = z1.power_meter.true_power_w(act)
+    assert abs(w1 - true) / true < 0.02              # the mean of many noisy samples
+    one = z1.power_meter.samples(act, 0.0, 0.0)
+    assert len(one) == 1                              # a meter always shows a reading

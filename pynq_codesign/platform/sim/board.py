@@ -38,6 +38,7 @@ from ...wire import (CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY, CONTROL
 from ..base import (CoreTimeout, Platform, PlatformError, TransferError, TransferTimeout,
                     dma_max_bytes)
 from .emulator import run_pass
+from .power_meter import SimPowerMeter
 from .timing import TimingModel, _draw_physics
 
 FAULTS = ("dma_hang", "core_hang", "tkeep", "hp_width", "dma_length_14")
@@ -97,6 +98,7 @@ class SimPlatform(Platform):
         ov = self._bitstream or package.design.overlay
         self._ov = ov
         self._timing = TimingModel(load_device(ov.device), ov, self._physics, self._seed)
+        self.power_meter = SimPowerMeter(self._seed, load_device(ov.device))
         self._reset_fabric()
         self._clock += _DOWNLOAD_S
 
@@ -343,15 +345,22 @@ class SimPlatform(Platform):
         :data:`~.timing.CPU_SLOWDOWN_NOMINAL`; each simulated board differs)."""
         return self._need_loaded().cpu_seconds(host_seconds)
 
-    def sensor_power_w(self, activity) -> float | None:
+    def sensor_power_w(self, activity, seconds: float | None = None) -> float | None:
         """What the simulated board's own power sensors read for ``activity`` (a
-        :class:`pynq_codesign.power.Activity`); None for a device without sensors (the
-        PYNQ-Z1 has none)."""
+        :class:`pynq_codesign.power.Activity`); a device without sensors (the PYNQ-Z1)
+        reads its simulated external meter (:mod:`.power_meter`) over ``seconds``."""
         tm = self._need_loaded()
         if not load_device(self._ov.device).has_power_sensors:
-            return None
+            return self.power_meter.read(activity, seconds if seconds else 1.0)[0]
         return tm.power_w(activity.accel_busy, activity.macs_per_s, activity.bytes_per_s,
                           activity.cpu_busy)
+
+    def sensor_detail(self) -> str:
+        """Which simulated instrument :meth:`sensor_power_w` reads."""
+        self._need_loaded()
+        if load_device(self._ov.device).has_power_sensors:
+            return "the simulated board's power rails"
+        return f"the simulated board's external power meter ({self.power_meter.rate_hz:.0f} Hz)"
 
     def describe(self) -> str:
         ov = self._ov
