@@ -5,8 +5,9 @@
 # Checks the tool version (2024.1), then: C simulation and C/RTL co-simulation of
 # tb/engine_tb.cpp on the package's golden vectors (tb_data/), synthesis for the overlay's
 # part and clock, and export of the IP for Vivado (ip/). config.tcl, written by
-# `codesign build-overlay`, sets pcd_part, pcd_clock_period_ns, pcd_ip_version and
-# pcd_required_version. Any failure stops the flow with an error.
+# `codesign build-overlay`, sets pcd_part, pcd_clock_period_ns, pcd_ip_vendor,
+# pcd_ip_library, pcd_ip_name, pcd_ip_version and pcd_required_version (the VLNV comes
+# from pynq_codesign.wire: the board runtime looks the engine up by it in the .hwh). Any failure stops the flow with an error.
 
 set here [file dirname [file normalize [info script]]]
 source [file join $here config.tcl]
@@ -35,9 +36,9 @@ open_solution -reset sol1 -flow_target vivado
 set_part $pcd_part
 create_clock -period $pcd_clock_period_ns -name default
 config_interface -m_axi_addr64=true
-config_export -format ip_catalog -rtl verilog -vendor pynq-codesign.org -library hls \
-  -ipname pcd_engine -version $pcd_ip_version -display_name "pynq-codesign bundle engine" \
-  -output [file join $here ip pcd_engine.zip]
+config_export -format ip_catalog -rtl verilog -vendor $pcd_ip_vendor -library $pcd_ip_library \
+  -ipname $pcd_ip_name -version $pcd_ip_version -display_name "pynq-codesign bundle engine" \
+  -output [file join $here ip $pcd_ip_name.zip]
 
 csim_design -argv tb_data
 csynth_design

@@ -1,6 +1,8 @@
 """``codesign build-overlay PKG --board pynq-z1 [--out DIR]``: the overlay of a package.
 
-Writes a self-contained build project into DIR (by default ``PKG/overlay-build``):
+Writes a self-contained build project into DIR (by default ``PKG-overlay-build`` beside the
+package; never inside it, never into a folder that holds anything but an earlier project
+of the same overlay):
 
 * ``hls/``: the engine's C++ (``hls/`` of this project), the header generated from the
   package's overlay (:mod:`host_search.hls_gen`) with the binding the QoS model assumed,
@@ -13,24 +15,29 @@ Writes a self-contained build project into DIR (by default ``PKG/overlay-build``
 When ``vitis_hls`` and ``vivado`` (2024.1) are on PATH it runs the flow, parses the
 utilisation and timing reports (failing on negative slack), and adds the bitstream, the
 ``.hwh`` and the reports to the package as a new version with its manifest re-signed.
-Without them it prints the exact commands to run on a machine with Vivado 2024.1 and exits
-with status 2. No bitstream ships with pynq-codesign: every overlay is built this way.
+Without them it prints the exact commands (shell-quoted) to run on a machine with Vivado
+2024.1 and exits with status 3 (:data:`~pynq_codesign.errors.EXIT_TOOLS_MISSING`: the
+project is written, the tools are missing; bad input exits 2). No bitstream ships with
+pynq-codesign: every overlay is built this way.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import re
+import shlex
 import shutil
 import subprocess
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from pynq_codesign.devices import load_device
-from pynq_codesign.errors import CodesignError
+from pynq_codesign.errors import EXIT_TOOLS_MISSING, CodesignError
 from pynq_codesign.package import Package, add_files, load_package
+from pynq_codesign import wire
 from pynq_codesign.wire import pack_feature
 
 from .binding import bind_overlay
@@ -43,6 +50,13 @@ BD_NAME = "pcd_overlay"
 
 class OverlayBuildError(CodesignError):
     """The overlay cannot be built (the message says what to do)."""
+
+
+class ToolsMissing(OverlayBuildError):
+    """Vitis HLS / Vivado are missing or the wrong version: the project is written, the
+    build must run elsewhere (exit status 3, not the 2 of bad input)."""
+
+    exit_code = EXIT_TOOLS_MISSING
 
 
 @dataclass(frozen=True)
@@ -83,6 +97,14 @@ def write_tb_data(dest: Path, pkg: Package) -> int:
     return len(pkg.golden)
 
 
+def _vlnv_tcl() -> str:
+    """The engine IP's vendor, library and name for the Tcl flows (pynq_codesign.wire:
+    what run_hls.tcl exports, build_overlay.tcl instantiates and the board runtime finds)."""
+    return (f"set pcd_ip_vendor {wire.ENGINE_VENDOR}\n"
+            f"set pcd_ip_library {wire.ENGINE_LIBRARY}\n"
+            f"set pcd_ip_name {wire.ENGINE_IP_NAME}\n")
+
+
 def write_project(pkg: Package, board: str, out: Path) -> Path:
     """Everything a machine with Vivado needs, in ``out``; returns ``out/run.sh``."""
     if not (OVERLAYS_DIR / board).is_dir():
@@ -108,6 +130,7 @@ def write_project(pkg: Package, board: str, out: Path) -> Path:
         f"set pcd_part {part}\n"
         f"set pcd_clock_period_ns {1000.0 / ov.clock_mhz:.4f}\n"
         f"set pcd_ip_version {ip_version}\n"
+        f"{_vlnv_tcl()}"
         f"set pcd_required_version {TOOL_VERSION}\n")
     ovd.mkdir(parents=True, exist_ok=True)
     for tcl in sorted((OVERLAYS_DIR / board).glob("*.tcl")):
@@ -118,6 +141,7 @@ def write_project(pkg: Package, board: str, out: Path) -> Path:
         f"set pcd_clock_mhz {ov.clock_mhz:g}\n"
         f"set pcd_ip_repo {_tcl_str(str((hls / 'ip').resolve()))}\n"
         f"set pcd_ip_version {ip_version}\n"
+        f"{_vlnv_tcl()}"
         f"set pcd_out_dir {_tcl_str(str((out / 'output').resolve()))}\n"
         f"set pcd_name {BD_NAME}\n"
         f"set pcd_required_version {TOOL_VERSION}\n")
@@ -264,17 +288,48 @@ def run_logged(cmd: list[str], log: Path) -> int:
 
 
 def commands_for(run: Path, pkg: Package, board: str, out: Path) -> list[str]:
-    return [f"cd {out.resolve()}",
+    q = shlex.quote
+    return [f"cd {q(str(out.resolve()))}",
             "(cd hls && vitis_hls -f run_hls.tcl)",
             "(cd overlay && vivado -mode batch -nojournal -log vivado.log "
             "-source build_overlay.tcl)",
-            f"codesign build-overlay {pkg.root} --board {board} --out {out.resolve()}"]
+            f"codesign build-overlay {q(str(pkg.root))} --board {q(board)} "
+            f"--out {q(str(out.resolve()))}"]
+
+
+def default_out(pkg: Package) -> Path:
+    """``PKG-overlay-build`` beside the package (a package holds only its own files)."""
+    return pkg.root.parent / f"{pkg.root.name}-overlay-build"
+
+
+def check_out(pkg: Package, out: Path) -> Path:
+    """``out`` as a project folder: outside the package, new, empty or an earlier project
+    of this very overlay (``project.json`` with the package's hardware ID)."""
+    o = out.resolve()
+    if o == pkg.root or pkg.root in o.parents:
+        raise OverlayBuildError(f"--out {out} lies inside the package {pkg.root}; a package "
+                                "holds only its own files: choose a folder outside it "
+                                f"(default {default_out(pkg)})")
+    if o in pkg.root.parents:
+        raise OverlayBuildError(f"--out {out} contains the package; choose a new folder")
+    if o.exists() and not o.is_dir():
+        raise OverlayBuildError(f"--out {out} exists and is not a folder")
+    if o.is_dir() and any(o.iterdir()):
+        try:
+            prj = json.loads((o / "project.json").read_text())
+        except (OSError, ValueError):
+            prj = None
+        if not isinstance(prj, dict) or \
+                prj.get("hardware_id") != pkg.design.overlay.hardware_id_hex:
+            raise OverlayBuildError(f"--out {out} is not empty and is not a build project of "
+                                    "this overlay; choose a new or empty folder")
+    return o
 
 
 def main(args: argparse.Namespace) -> int:
     pkg = load_package(args.package)
     board = args.board
-    out = Path(args.out) if args.out else pkg.root / "overlay-build"
+    out = check_out(pkg, Path(args.out) if args.out else default_out(pkg))
     built = (out / "output" / f"{BD_NAME}.bit").is_file()
     if built:                  # a finished run (here or elsewhere): just add its results
         report = read_reports(out, pkg.design.overlay.clock_mhz)
@@ -292,13 +347,16 @@ def main(args: argparse.Namespace) -> int:
               f"pynq-codesign). On a machine with Vivado/Vitis HLS {TOOL_VERSION} run:")
         for c in commands_for(run, pkg, board, out):
             print(f"    {c}")
-        print(f"or simply {run.resolve()} followed by the last command.")
-        return 2
+        print(f"or simply {shlex.quote(str(run.resolve()))} followed by the last command.")
+        print(f"exit status {EXIT_TOOLS_MISSING}: project written, tools missing",
+              file=sys.stderr)
+        return EXIT_TOOLS_MISSING
     for t in tools:
         v = tool_version(t)
         if v != TOOL_VERSION:
-            raise OverlayBuildError(f"{t} on PATH is version {v or 'unknown'}; this flow "
-                                    f"needs {TOOL_VERSION} (PYNQ v3.1 / Zynq-7000)")
+            raise ToolsMissing(f"{t} on PATH is version {v or 'unknown'}; this flow "
+                               f"needs {TOOL_VERSION} (PYNQ v3.1 / Zynq-7000); the project "
+                               f"is in {out}")
     print(f"running {run} (Vitis HLS then Vivado; an hour or more) ...", flush=True)
     rc = run_logged(["bash", str(run)], out / "build.log")
     if rc != 0:

@@ -3,7 +3,11 @@
 :class:`Driver` binds one :class:`~pynq_codesign.platform.base.Platform` to one
 deployment package:
 
-* on :meth:`Driver.open` it loads the overlay, allocates every buffer once (the parameter
+* on :meth:`Driver.open` it checks every pass descriptor of the package the way the engine
+  will (:func:`pynq_codesign.wire.descriptor_status`): a descriptor the engine would refuse
+  moves no stream data, so its DMA transfers would stay armed with nothing to end them,
+  and is refused here before any DMA is touched; then it loads the overlay, allocates
+  every buffer once (the parameter
   buffer, two input buffers for double-buffering, two feature-map buffers that the passes
   ping-pong between), copies the parameters in once, writes their bus address, runs a
   *probe* (a descriptor with no layers: the core sets its ``hw_id`` register) and refuses a
@@ -11,7 +15,9 @@ deployment package:
 * per frame, per engine pass: it writes ``desc_offset``, starts one receive and one send
   transfer (the whole map each way; no per-band Python loop), sets ap_start, polls ap_idle
   and both DMA channels against a deadline, checks the bytes received, and times the pass
-  with the board's clock (simulated time on the simulated board);
+  with the board's clock (simulated time on the simulated board); after a timeout or a
+  DMA error (an error bit, or pynq's "DMA channel not started" on a halted channel) it
+  downloads the overlay again so that the next run works;
 * :meth:`Driver.selftest` runs the package's golden vectors and, where a pass differs,
   says which one and what the symptom usually means.
 
@@ -30,13 +36,15 @@ from .package import Package, load_package
 from .platform.base import (BoardTimeout, HardwareIdMismatch, Platform, PlatformError,
                             TransferError, buffer_sizes, plan_transfers)
 from .platform.sim.emulator import run_program
-from .wire import (BEAT_BYTES, HEADER_WORDS, STATUS, feature_bytes, pack_feature,
-                   probe_descriptor, unpack_feature)
+from .wire import (BEAT_BYTES, HEADER_WORDS, STATUS, descriptor_status, feature_bytes,
+                   pack_feature, probe_descriptor, unpack_feature)
 
 #: Bytes the probe descriptor takes at the end of the parameter buffer.
 PROBE_BYTES = 4 * HEADER_WORDS
-#: DMA length register widths whose limit shows up as "only the first N bytes arrive".
-_SHORT_DMA_LIMITS = {14: 16383, 16: 65535, 23: 8388607}
+
+
+class DescriptorRefused(PlatformError):
+    """A pass descriptor the engine would refuse (its status register would say why)."""
 
 
 @dataclass
@@ -95,6 +103,7 @@ class Driver:
         if problems:
             raise TransferError("; ".join(problems) + ": rebuild the overlay with the DMA's "
                                 "buffer length width at 26 bits")
+        check_descriptors(pkg)
         pf.load(pkg)
         params = pkg.program.params
         self._probe_offset = (params.size + BEAT_BYTES - 1) // BEAT_BYTES * BEAT_BYTES
@@ -166,8 +175,7 @@ class Driver:
             dst = self._bufs[f"fmap{i % 2}"]
             t0 = pf.now()
             pf.write_reg("desc_offset", ps.desc_offset)
-            pf.dma_recv(dst, ps.out_bytes)
-            pf.dma_send(src, ps.in_bytes)
+            self._guard(lambda: (pf.dma_recv(dst, ps.out_bytes), pf.dma_send(src, ps.in_bytes)))
             t1 = pf.now()
             deadline = t1 + self.timeout
             pf.start_core()
@@ -192,10 +200,12 @@ class Driver:
         return self.execute(0, keep_passes)
 
     def _guard(self, fn):
-        """Run a wait; on a timeout download the overlay again so the next run works."""
+        """Run a DMA call or a wait; on a timeout or a DMA error (an error bit halts the
+        channel until the overlay is downloaded again) download the overlay again so the
+        next run works."""
         try:
             return fn()
-        except BoardTimeout as e:
+        except (BoardTimeout, TransferError) as e:
             if self._recovering:
                 raise
             status = self._engine_status()
@@ -238,8 +248,11 @@ class Driver:
                 return report
             except TransferError as e:
                 report.failures.append(f"golden {k}: {e}")
-                report.causes.append("the DMA moved a different number of bytes than the "
-                                     "pass needs")
+                report.causes.append(
+                    "a DMA channel reported an error (a bad buffer address or an HP port "
+                    "that is not enabled); the overlay was downloaded again"
+                    if "error" in str(e) else
+                    "the DMA moved a different number of bytes than the pass needs")
                 return report
             report.accel_s.append(res.accel_s)
             if np.array_equal(res.codes, y):
@@ -279,12 +292,23 @@ class SelfTestReport:
         return not self.failures
 
 
+def check_descriptors(package: Package) -> None:
+    """Refuse a package with a pass descriptor the engine would refuse (the C++ checks of
+    hls/descriptor.h, in :func:`pynq_codesign.wire.descriptor_status`): such a pass would
+    leave both DMA channels armed with no stream data to finish them."""
+    prog, ov = package.program, package.design.overlay
+    for i, ps in enumerate(prog.passes):
+        code = descriptor_status(prog.params, ps.desc_offset, ov)
+        if code:
+            raise DescriptorRefused(
+                f"pass {i} (bundle {ps.bundle}): the engine would refuse its descriptor at "
+                f"offset {ps.desc_offset} (status {code}: {STATUS.get(code, code)}); "
+                "nothing was started: export the package again for this overlay")
+
+
 def _short_receive(i: int, got: int, want: int) -> str:
-    for width, limit in _SHORT_DMA_LIMITS.items():
-        if got == limit:
-            return (f"pass {i}: only the first {got} of {want} bytes arrived: the DMA's "
-                    f"buffer length register is {width} bits wide (c_sg_length_width); "
-                    "rebuild the overlay with 26")
+    # A DMA whose length register is too narrow never shows here: pynq refuses the
+    # transfer (ValueError) and the driver checks the lengths when it opens.
     return (f"pass {i}: received {got} bytes, expected {want}: the IP raised TLAST "
             + ("early" if got < want else "late") + " (see the symptom table in docs/board.md)")
 
@@ -320,10 +344,6 @@ def diagnose(got: np.ndarray, want: np.ndarray) -> str:
     idx = np.flatnonzero(bad)
     if idx.size:
         first_bad = int(idx[0])
-        for width, limit in _SHORT_DMA_LIMITS.items():
-            if first_bad in (limit, limit + 1 - (limit + 1) % 8) and not bad[:first_bad].any():
-                return (f"only the first {first_bad} bytes arrived: the DMA's buffer length "
-                        f"register is {width} bits wide; rebuild with c_sg_length_width 26")
         return (f"the first wrong byte is at offset {first_bad} of {n}: the arithmetic "
                 "differs (rounding, saturation, a shift) or the descriptor/weights were "
                 "read from the wrong address; compare this pass with `codesign` C "

@@ -71,6 +71,14 @@ REGISTERS = {
 STATUS = {0: "ok", 1: "bad descriptor magic, offset or layer count",
           2: "descriptor does not match the stage chain (slot order, kinds, shapes)",
           3: "a size beyond the overlay's maxima (channels, width, row, weights)"}
+#: The VLNV (vendor:library:name:version) the HLS build exports the engine under
+#: (``hls/run_hls.tcl``'s ``config_export``, via the ``config.tcl`` the overlay build
+#: writes) and the block design instantiates; the ``.hwh`` and pynq's ``ip_dict`` carry it
+#: as the IP's ``type`` (the version differs per overlay).
+ENGINE_VENDOR = "pynq-codesign.org"
+ENGINE_LIBRARY = "hls"
+ENGINE_IP_NAME = "pcd_engine"
+ENGINE_VLNV_PREFIX = f"{ENGINE_VENDOR}:{ENGINE_LIBRARY}:{ENGINE_IP_NAME}:"
 #: Bits of the control register.
 CONTROL_AP_START, CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY = 0x1, 0x2, 0x4, 0x8
 

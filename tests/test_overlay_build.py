@@ -30,6 +30,25 @@ foreach c {set_top open_solution create_clock config_interface csim_design csynt
            cosim_design update_ip_catalog apply_bd_automation assign_bd_address
            validate_bd_design save_bd_design generate_target update_compile_order
            wait_on_run open_run current_project current_fileset} { stub $c }
+# The IP catalog: export_design writes the exported VLNV into the (fake) zip; the catalog
+# knows an IP only once `update_ip_catalog -add_ip ZIP -repo_path DIR` put it into a
+# repository the project points at (ip_repo_paths), as Vivado's catalog reads only unpacked IP.
+set ::repo_paths {}
+set ::ipdefs {}
+proc update_ip_catalog {args} {
+  rec update_ip_catalog {*}$args
+  set i [lsearch $args -add_ip]
+  if {$i < 0} return
+  set zip [lindex $args [expr {$i + 1}]]
+  set j [lsearch $args -repo_path]
+  if {$j < 0} { error "update_ip_catalog -add_ip without -repo_path" }
+  set repo [lindex $args [expr {$j + 1}]]
+  if {$repo ni $::repo_paths} { error "update_ip_catalog: $repo is not in ip_repo_paths" }
+  if {![file isfile $zip]} { error "update_ip_catalog: no such IP zip $zip" }
+  set f [open $zip]; set vlnv [string trim [read $f]]; close $f
+  lappend ::ipdefs $vlnv
+}
+proc get_ipdefs {args} { set v [lindex $args end]; if {$v in $::ipdefs} { return $v }; return {} }
 proc exit {args} { rec exit; error PCD_EXIT }
 proc version {args} { rec version {*}$args; return $::fake_version }
 proc open_project {args} { rec open_project {*}$args; if {[llength $args] < 1} { error "open_project: no name" } }
@@ -49,12 +68,15 @@ proc config_export {args} {
   set i [lsearch $args -output]
   if {$i < 0} { error "config_export: no -output" }
   set ::ip_out [lindex $args [expr {$i + 1}]]
+  set v {}
+  foreach k {-vendor -library -ipname -version} { lappend v [lindex $args [expr {[lsearch $args $k] + 1}]] }
+  set ::ip_vlnv [join $v :]
 }
 proc export_design {args} {
   rec export_design {*}$args
   if {![info exists ::ip_out]} { error "export_design before config_export" }
   file mkdir [file dirname $::ip_out]
-  set f [open $::ip_out w]; puts $f zip; close $f
+  set f [open $::ip_out w]; puts $f $::ip_vlnv; close $f
 }
 proc create_project {args} {
   rec create_project {*}$args
@@ -81,6 +103,7 @@ proc get_bd_cells {c} { if {$c ni $::cells} { error "no cell $c" }; return $c }
 proc connect_bd_intf_net {a b} { rec connect_bd_intf_net $a $b }
 proc set_property {args} {
   rec set_property {*}$args
+  if {[lindex $args 0] eq "ip_repo_paths"} { set ::repo_paths [lindex $args 1] }
   set target [lindex $args end]
   if {$target ne "" && [string first / $target] < 0 && $target ni $::cells &&
       $target ni {pcd_overlay {} sources_1} && ![string match */* $target]} {
@@ -205,7 +228,8 @@ def test_hls_tcl_fails_on_a_missing_file(project):
 
 def _vivado(project, slack="0.42", version="2024.1"):
     pkg, out, _, tmp = project
-    (out / "hls" / "ip").mkdir(exist_ok=True)
+    p, _ = run_tcl(tmp, out / "hls" / "run_hls.tcl")      # exports hls/ip/pcd_engine.zip
+    assert p.returncode == 0, p.stderr
     return run_tcl(tmp, out / "overlay" / "build_overlay.tcl", version=version, slack=slack)
 
 
@@ -271,13 +295,13 @@ def test_test_bench_passes_on_the_golden_vectors(project):
     assert p.returncode == 1 and "differs" in p.stdout
 
 
-def test_build_overlay_without_tools_prints_commands_and_exits_2(tmp_path, capsys, monkeypatch):
+def test_build_overlay_without_tools_prints_commands_and_exits_3(tmp_path, capsys, monkeypatch):
     pkg = random_package(tmp_path / "pkg")
     monkeypatch.setenv("PATH", "/usr/bin:/bin")
     rc = cli_main(["build-overlay", str(pkg.root), "--board", "pynq-z1",
                    "--out", str(tmp_path / "ov")])
     out = capsys.readouterr().out
-    assert rc == 2
+    assert rc == 3                  # EXIT_TOOLS_MISSING: not the 2 of bad input
     assert "vivado -mode batch" in out and "vitis_hls -f run_hls.tcl" in out
     header = (tmp_path / "ov" / "hls" / "pcd_config.h").read_text()
     assert "ap_fixed" in header and pkg.design.overlay.hardware_id_hex[2:] in header

@@ -10,7 +10,9 @@
 # bitstream; utilisation and timing reports; the flow fails on negative slack. The .bit and
 # the .hwh are copied, with the same base name, from wherever Vivado wrote them into
 # $pcd_out_dir. config.tcl (written by `codesign build-overlay`) sets pcd_part,
-# pcd_clock_mhz, pcd_ip_repo, pcd_out_dir, pcd_name and pcd_required_version.
+# pcd_clock_mhz, pcd_ip_repo (the folder run_hls.tcl exported the IP zip into), the engine's
+# VLNV (pcd_ip_vendor, pcd_ip_library, pcd_ip_name, pcd_ip_version), pcd_out_dir, pcd_name
+# and pcd_required_version.
 
 set here [file dirname [file normalize [info script]]]
 source [file join $here config.tcl]
@@ -19,14 +21,22 @@ source [file join $here config.tcl]
 if {[version -short] ne $pcd_required_version} {
   error "pynq-codesign: Vivado $pcd_required_version is required, this is [version -short]"
 }
-if {![file isdirectory $pcd_ip_repo]} {
-  error "pynq-codesign: no HLS IP in $pcd_ip_repo; run the Vitis HLS step (run_hls.tcl) first"
+set ip_zip [file join $pcd_ip_repo $pcd_ip_name.zip]
+if {![file isfile $ip_zip]} {
+  error "pynq-codesign: no exported HLS IP $ip_zip; run the Vitis HLS step (run_hls.tcl) first"
 }
 
 set proj_dir [file join $here vivado]
 create_project -force pcd_overlay $proj_dir -part $pcd_part
-set_property ip_repo_paths [list $pcd_ip_repo] [current_project]
-update_ip_catalog
+# The catalog reads unpacked IP (component.xml): point the project at a repository of its
+# own and let Vivado unpack the exported zip into it.
+set ip_catalog [file join $proj_dir ip_repo]
+file mkdir $ip_catalog
+set_property ip_repo_paths [list $ip_catalog] [current_project]
+update_ip_catalog -rebuild
+update_ip_catalog -add_ip $ip_zip -repo_path $ip_catalog
+update_ip_catalog -rebuild
+set engine_vlnv $pcd_ip_vendor:$pcd_ip_library:$pcd_ip_name:$pcd_ip_version
 create_bd_design $pcd_name
 
 # --- Zynq PS7: PYNQ-Z1 DDR3 (16-bit), 50 MHz PS clock, GP0 master, HP0/HP1 64-bit slaves
@@ -56,7 +66,10 @@ set_property -dict [list \
 ] $dma
 
 # --- the bundle engine (exported by run_hls.tcl)
-set engine [create_bd_cell -type ip -vlnv pynq-codesign.org:hls:pcd_engine:$pcd_ip_version pcd_engine]
+if {[llength [get_ipdefs $engine_vlnv]] == 0} {
+  error "pynq-codesign: $engine_vlnv is not in the IP catalog after adding $ip_zip"
+}
+set engine [create_bd_cell -type ip -vlnv $engine_vlnv pcd_engine]
 
 # --- streams: DMA MM2S -> engine -> DMA S2MM
 connect_bd_intf_net [get_bd_intf_pins axi_dma/M_AXIS_MM2S] [get_bd_intf_pins pcd_engine/in_stream]

@@ -11,15 +11,27 @@ What it does on the board:
   program drives the fabric (the board service, a notebook, a benchmark);
 * ``pynq.Overlay`` from the package's ``.bit`` (its ``.hwh`` must lie beside it with the
   same base name), then finds the HLS IP and the AXI DMA in ``ip_dict`` by type (VLNV),
-  not by instance name (:func:`analyse_ip_dict`), and checks the IP's register map
-  against :data:`pynq_codesign.wire.REGISTERS` and the DMA's stream width and length
-  register against what the package's transfers need;
+  not by instance name (:func:`analyse_ip_dict`): the engine as the HLS build exports it
+  (``pynq-codesign.org:hls:pcd_engine:<version>``, :data:`pynq_codesign.wire.ENGINE_VLNV_PREFIX`)
+  or any ``xilinx.com:hls:`` IP with our registers; it checks the IP's register map
+  against :data:`pynq_codesign.wire.REGISTERS` and the DMA's mode (simple, no
+  scatter-gather), stream width and length register against what the transfers need;
+* a download that pynq refuses for want of privileges (``OSError`` / ``PermissionError``:
+  not root, the firmware folder) is a :class:`~.base.PlatformError` that says to run as
+  root;
 * sets the fabric clock (``pynq.ps.Clocks.fclk0_mhz``) to the design's clock, never
   above the clock the ``.hwh`` was built for (:func:`fabric_clock`);
-* allocates buffers with ``pynq.allocate`` (once, reused);
+* allocates buffers with ``pynq.allocate(..., cacheable=True)`` (once, reused): pynq
+  3.1's default is non-cacheable memory, where every CPU read of an output map goes to
+  DDR uncached; cacheable buffers cost a flush of the whole buffer in the send channel's
+  ``transfer()`` and an invalidate in the receive channel's ``wait()`` (pynq does both;
+  the simulated board charges the same);
 * starts transfers with the DMA channels' ``transfer()`` and polls ``.idle`` / ``.error``
   against a deadline of its own (pynq 3.1's ``wait()`` never times out), then lets
-  ``wait()`` return at once to invalidate and read ``transferred``;
+  ``wait()`` return at once to invalidate and read ``transferred``; after an error bit the
+  channel halts and pynq's next ``transfer()`` raises ``RuntimeError("DMA channel not
+  started")``: both are a :class:`~.base.TransferError`, after which the driver downloads
+  the overlay again (as after a timeout);
 * controls the core by polling ap_idle (ap_done clears on read);
 * recovers from a hung core by downloading the overlay again.
 
@@ -38,13 +50,15 @@ from pathlib import Path
 import numpy as np
 
 from ..package import Package
-from ..wire import BEAT_BITS, CONTROL_AP_IDLE, CONTROL_AP_START, REGISTERS
+from ..wire import (BEAT_BITS, CONTROL_AP_IDLE, CONTROL_AP_START, ENGINE_VLNV_PREFIX,
+                    REGISTERS)
 from .base import (ClockError, CoreTimeout, FabricLocked, Platform, PlatformError,
                    PlatformUnavailable, TransferError, TransferTimeout, dma_max_bytes,
                    plan_transfers)
 
 DMA_VLNV_PREFIX = "xilinx.com:ip:axi_dma:"
-HLS_VLNV_PREFIX = "xilinx.com:hls:"
+#: HLS IP as Vitis HLS exports it by default, and our engine as run_hls.tcl exports it.
+HLS_VLNV_PREFIXES = ("xilinx.com:hls:", ENGINE_VLNV_PREFIX)
 #: Where the fabric lock lives (override with PYNQ_CODESIGN_LOCK).
 DEFAULT_LOCK = "/tmp/pynq-codesign-fabric.lock"
 #: Polling period of the wait loops (seconds); the loops also yield the GIL.
@@ -69,6 +83,7 @@ class HwhInfo:
     s2mm_stream_bits: int
     fclk0_mhz: float | None
     hls_registers: dict[str, int] = field(default_factory=dict)
+    include_sg: int = 0              # c_include_sg: 1 = scatter-gather mode
 
     @property
     def dma_max_bytes(self) -> int:
@@ -125,7 +140,7 @@ def analyse_ip_dict(ip_dict: dict, require_engine: bool = True) -> HwhInfo:
     dmas = [(n, d) for n, d in ip_dict.items() if str(d.get("type", "")).startswith(
         DMA_VLNV_PREFIX)]
     hls = [(n, d) for n, d in ip_dict.items() if str(d.get("type", "")).startswith(
-        HLS_VLNV_PREFIX)]
+        HLS_VLNV_PREFIXES)]
     if not dmas:
         raise PlatformError("the overlay has no AXI DMA (xilinx.com:ip:axi_dma); the "
                             "accelerator's streams need one")
@@ -141,7 +156,8 @@ def analyse_ip_dict(ip_dict: dict, require_engine: bool = True) -> HwhInfo:
                             f"{', '.join(n for n, _ in hls) or 'none'}): is this the "
                             "package's overlay?")
     if not hls:
-        raise PlatformError("the overlay has no HLS IP (xilinx.com:hls:*)")
+        raise PlatformError("the overlay has no HLS IP (xilinx.com:hls:* or "
+                            f"{ENGINE_VLNV_PREFIX}*)")
     if len(hls) > 1:
         raise PlatformError(f"several HLS IPs could be the accelerator: "
                             f"{', '.join(n for n, _ in hls)}")
@@ -154,7 +170,8 @@ def analyse_ip_dict(ip_dict: dict, require_engine: bool = True) -> HwhInfo:
         sg_length_width=int(_param(dp, "c_sg_length_width", 14)),
         mm2s_stream_bits=int(_param(dp, "c_m_axis_mm2s_tdata_width", 32)),
         s2mm_stream_bits=int(_param(dp, "c_s_axis_s2mm_tdata_width", 32)),
-        fclk0_mhz=_ps_fclk0(ip_dict), hls_registers=regs)
+        fclk0_mhz=_ps_fclk0(ip_dict), hls_registers=regs,
+        include_sg=int(_param(dp, "c_include_sg", 0)))
 
 
 def register_offsets(hwh_registers: dict[str, int]) -> dict[str, int]:
@@ -190,6 +207,9 @@ def check_register_map(hwh_registers: dict[str, int]) -> list[str]:
 def dma_problems(info: HwhInfo, package: Package) -> list[str]:
     """What the overlay's DMA cannot do for this package (width, transfer lengths)."""
     out = []
+    if info.include_sg:
+        out.append("the DMA is in scatter-gather mode (c_include_sg = 1); the driver "
+                   "programs it in simple mode: rebuild the overlay with c_include_sg 0")
     for what, bits in (("MM2S", info.mm2s_stream_bits), ("S2MM", info.s2mm_stream_bits)):
         if bits != BEAT_BITS:
             out.append(f"the DMA's {what} stream is {bits} bits wide; the accelerator's beat "
@@ -270,6 +290,21 @@ def _import_pynq():
     return pynq
 
 
+def _transfer(ch, buf, nbytes: int, what: str) -> None:
+    """``ch.transfer`` with pynq's refusals as :class:`TransferError`: a channel halted by
+    an earlier error bit raises ``RuntimeError("DMA channel not started")`` (only
+    downloading the overlay again restarts it), a busy one "DMA channel not idle"."""
+    try:
+        ch.transfer(buf, nbytes=int(nbytes))
+    except RuntimeError as e:
+        if "not started" in str(e):
+            raise TransferError(f"the DMA {what} channel is halted after an earlier error "
+                                f"(pynq: {e}); the overlay must be downloaded again") from None
+        raise TransferError(f"the DMA {what} channel refused the transfer (pynq: {e})") from None
+    except ValueError as e:
+        raise TransferError(f"the DMA {what} channel refused {nbytes} bytes (pynq: {e})") from None
+
+
 class PynqPlatform(Platform):
     """A PYNQ board (pynq 3.1). See the module docstring."""
 
@@ -318,6 +353,14 @@ class PynqPlatform(Platform):
     def _download(self) -> None:
         try:
             self._ol = self._pynq.Overlay(str(self._bit))
+        except PermissionError as e:
+            raise PlatformError(f"pynq may not download the overlay ({e}): downloading a "
+                                "bitstream needs root on the board (run with sudo, or as "
+                                "the board service's user)") from None
+        except OSError as e:
+            raise PlatformError(f"pynq could not download the overlay ({e}): check that "
+                                "you are root and that the firmware folder "
+                                "(/lib/firmware) is writable, then try again") from None
         except RuntimeError as e:
             raise PlatformUnavailable(f"pynq cannot load the overlay ({e}); on a machine "
                                       "without a PYNQ board run with --sim") from None
@@ -355,7 +398,7 @@ class PynqPlatform(Platform):
             return b
         if b is not None:
             b.freebuffer()
-        b = self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8)
+        b = self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8, cacheable=True)
         self._bufs[name] = b
         return b
 
@@ -395,10 +438,10 @@ class PynqPlatform(Platform):
 
     # --- DMA --------------------------------------------------------------------------
     def dma_send(self, buf, nbytes: int) -> None:
-        self._dma.sendchannel.transfer(buf, nbytes=int(nbytes))
+        _transfer(self._dma.sendchannel, buf, nbytes, "send")
 
     def dma_recv(self, buf, nbytes: int) -> None:
-        self._dma.recvchannel.transfer(buf, nbytes=int(nbytes))
+        _transfer(self._dma.recvchannel, buf, nbytes, "receive")
 
     def _poll(self, ch, deadline: float, what: str) -> None:
         while True:

@@ -13,13 +13,19 @@ Faults for tests (``fault=`` or the environment variable ``PYNQ_CODESIGN_SIM_FAU
 
 * ``dma_hang``: the receive channel never completes (as when the IP never raises TLAST);
 * ``core_hang``: the core never returns to idle;
-* ``tkeep``, ``hp_width``, ``dma_length_14``: a bitstream built wrong (TKEEP not all ones:
-  zeros arrive; a 32-bit port on the 64-bit stream: every other word is wrong; a DMA with
-  a 14-bit length register: only the first 16383 bytes arrive).
+* ``dma_error``: the receive channel of the first pass sets an error bit (a decode error,
+  as for a bad buffer address); the channel then halts and every later ``transfer()``
+  fails as pynq's does ("DMA channel not started") until the overlay is downloaded again;
+* ``tkeep``, ``hp_width``: a bitstream built wrong (TKEEP not all ones: zeros arrive; a
+  32-bit port on the 64-bit stream: every other word is wrong).
 
-A hang strikes the first pass after loading; the timeout leaves the board hung until
-:meth:`SimPlatform.recover` (what the driver does after a timeout: download the overlay
-again), after which the board works. Wiring faults stay (recovery does not rebuild a
+A hang or a DMA error strikes the first pass after loading; it leaves the board hung (or
+the channel halted) until :meth:`SimPlatform.recover` (what the driver does after a
+timeout or a DMA error: download the overlay again), after which the board works.
+
+Buffers are cacheable, as the real board's driver allocates them: the send channel's
+``transfer()`` flushes the whole buffer and the receive channel's ``wait()`` invalidates
+the whole buffer (what pynq 3.1 does), and both cost the board's cache throughput. Wiring faults stay (recovery does not rebuild a
 bitstream); the self-test names their cause.
 """
 from __future__ import annotations
@@ -41,9 +47,9 @@ from .emulator import run_pass
 from .power_meter import SimPowerMeter
 from .timing import TimingModel, _draw_physics
 
-FAULTS = ("dma_hang", "core_hang", "tkeep", "hp_width", "dma_length_14")
+FAULTS = ("dma_hang", "core_hang", "dma_error", "tkeep", "hp_width")
 #: Wiring faults persist across recovery (a bitstream built wrong stays wrong).
-_WIRING_FAULTS = ("tkeep", "hp_width", "dma_length_14")
+_WIRING_FAULTS = ("tkeep", "hp_width")
 FAULT_ENV = "PYNQ_CODESIGN_SIM_FAULT"
 #: Bus address where the simulated CMA region starts (as on a PYNQ-Z1's DDR).
 _CMA_BASE = 0x1800_0000
@@ -92,6 +98,8 @@ class SimPlatform(Platform):
         self._done_pending = False
         self._core_hang_reason = ""
         self._dma_hang_reason = ""
+        self._halted = False              # a DMA error bit halts the channels
+        self._recv_buf_bytes = 0
         self.last_pass = None
 
     def load(self, package: Package) -> None:
@@ -237,8 +245,6 @@ class SimPlatform(Platform):
         self._core_idle, self._send_idle, self._recv_idle = tl.core_idle, tl.send_idle, \
             tl.recv_idle
         self._recv_bytes = min(out_n, rbytes)
-        if self._fault == "dma_length_14":
-            self._recv_bytes = min(self._recv_bytes, (1 << 14) - 1)
         if sbytes < need_in:
             self._core_idle = self._recv_idle = _NEVER
             self._core_hang_reason = (f"the core waits for input: {sbytes} bytes were sent, "
@@ -291,13 +297,19 @@ class SimPlatform(Platform):
             raise TransferError(f"a transfer of {nbytes} bytes exceeds the DMA's largest "
                                 f"({self.dma_max_bytes} bytes)")
 
+    def _check_running(self) -> None:
+        if self._halted:
+            raise TransferError("the DMA channel is halted after an error (pynq: DMA channel "
+                                "not started); the overlay must be downloaded again")
+
     def dma_send(self, buf: np.ndarray, nbytes: int) -> None:
         tm = self._need_loaded()
         self.physical_address(buf)
+        self._check_running()
         self._check_dma_len(buf, nbytes)
         if self._clock < self._send_idle:
             raise TransferError("the send channel is not idle")
-        self._clock += tm.dma_call(nbytes)           # transfer() flushes the buffer first
+        self._clock += tm.dma_call(buf.size)         # transfer() flushes the whole buffer
         self._send = (buf, int(nbytes), self._clock)
         self._send_idle = _NEVER                      # until a core consumes it
 
@@ -305,10 +317,12 @@ class SimPlatform(Platform):
         tm = self._need_loaded()
         self.physical_address(buf)
         self._check_dma_len(buf, nbytes)
+        self._check_running()
         if self._clock < self._recv_idle:
             raise TransferError("the receive channel is not idle")
         self._clock += tm.dma_call(0)
         self._recv = (buf, int(nbytes), self._clock)
+        self._recv_buf_bytes = buf.size
         self._recv_idle = _NEVER
 
     def _wait_channel(self, idle_at: float, deadline: float, what: str) -> None:
@@ -323,8 +337,16 @@ class SimPlatform(Platform):
         self._wait_channel(self._send_idle, deadline, "send (MM2S)")
 
     def wait_recv(self, deadline: float) -> int:
+        if self._fault == "dma_error" and self._recv_idle < _NEVER:
+            self._clock = max(self._clock, self._recv_idle)
+            self._halted = True
+            self._recv_idle = self._send_idle = _NEVER
+            raise TransferError("the DMA receive channel reports an error (status register "
+                                "error bits set): check buffer addresses and the HP port "
+                                "(simulated fault)")
         self._wait_channel(self._recv_idle, deadline, "receive (S2MM)")
-        self._clock += self._need_loaded().cache_op(self._recv_bytes)   # invalidate
+        # wait() invalidates the whole buffer it was given (cacheable buffers)
+        self._clock += self._need_loaded().cache_op(self._recv_buf_bytes)
         return self._recv_bytes
 
     @property
