@@ -28,6 +28,7 @@ format with the overlay's rounding and saturation.
 """
 from __future__ import annotations
 
+import difflib
 import hashlib
 import json
 import math
@@ -73,6 +74,38 @@ def _get(d: Any, key: str, path: str, default: Any = ...) -> Any:
     return d[key]
 
 
+def check_keys(d: Any, path: str, known: tuple[str, ...] | frozenset[str],
+               what: str = "key") -> None:
+    """Refuse a key of ``d`` that the schema does not know (a typo must not be ignored).
+
+    The error names the key and, when there is one, the known key it is closest to.
+    """
+    if not isinstance(d, dict):
+        raise DesignError(path or "(top level)", f"must be a JSON object, got {type(d).__name__}")
+    for key in d:
+        if key not in known:
+            close = difflib.get_close_matches(str(key), sorted(known), n=1, cutoff=0.6)
+            hint = f"; did you mean {close[0]!r}?" if close else \
+                f"; known {what}s: {', '.join(sorted(known))}"
+            raise DesignError(f"{path}.{key}" if path else str(key), f"unknown {what}{hint}")
+
+
+# The keys each object of a design may have (anything else is refused, not ignored).
+DESIGN_KEYS = ("schema_version", "name", "description", "overlay", "network")
+OVERLAY_KEYS = ("device", "clock_mhz", "weight_bits", "feature_bits", "bias_bits", "acc_bits",
+                "rounding", "narrow_range", "stages", "max_channels", "max_width",
+                "max_row_elems", "band_rows", "max_layer_weights", "weight_path")
+STAGE_KEYS = ("kind", "pe", "simd", "row_elems", "weight_words")
+FORMAT_KEYS = ("bits", "int_bits", "signed")
+NETWORK_KEYS = ("input", "input_format", "weight_format", "feature_format", "bundles",
+                "preprocess", "decode")
+INPUT_KEYS = ("channels", "height", "width")
+BUNDLE_KEYS = ("layers",)
+LAYER_KEYS = ("type", "out_channels", "stride", "activation", "weight_format", "out_format")
+PREPROCESS_KEYS = ("source_size", "color_order", "resize", "mean", "std")
+DECODE_KEYS = ("anchors",)
+
+
 def _int(v: Any, path: str, lo: int | None = None, hi: int | None = None) -> int:
     if isinstance(v, bool) or not isinstance(v, int):
         raise DesignError(path, f"must be an integer, got {v!r}")
@@ -98,6 +131,7 @@ def _choice(v: Any, path: str, choices: tuple[str, ...]) -> str:
 
 
 def _fmt(d: Any, path: str, max_bits: int | None = None) -> FixedFormat:
+    check_keys(d, path, FORMAT_KEYS)
     bits = _int(_get(d, "bits", path), f"{path}.bits", 2, max_bits or 32)
     int_bits = _int(_get(d, "int_bits", path), f"{path}.int_bits", -32, 64)
     signed = _get(d, "signed", path, True)
@@ -209,6 +243,7 @@ class Overlay:
 
     @classmethod
     def from_dict(cls, d: Any, path: str = "overlay") -> "Overlay":
+        check_keys(d, path, OVERLAY_KEYS)
         dev = _get(d, "device", path)
         if dev not in device_names():
             raise DesignError(f"{path}.device",
@@ -224,6 +259,7 @@ class Overlay:
         stages = []
         for i, s in enumerate(stages_raw):
             p = f"{path}.stages[{i}]"
+            check_keys(s, p, STAGE_KEYS)
             kind = _choice(_get(s, "kind", p), f"{p}.kind", LAYER_TYPES)
             pe = _int(_get(s, "pe", p, 1), f"{p}.pe", 1, 4096)
             simd = _int(_get(s, "simd", p, 1), f"{p}.simd", 1, 4096)
@@ -450,8 +486,10 @@ class Network:
 
     @classmethod
     def from_dict(cls, d: Any, path: str = "network") -> "Network":
+        check_keys(d, path, NETWORK_KEYS)
         inp = _get(d, "input", path, {"channels": 3, "height": 160, "width": 360})
         ip = f"{path}.input"
+        check_keys(inp, ip, INPUT_KEYS)
         ch = _int(_get(inp, "channels", ip), f"{ip}.channels", 1, 8192)
         h = _int(_get(inp, "height", ip), f"{ip}.height", 1, 8192)
         w = _int(_get(inp, "width", ip), f"{ip}.width", 1, 8192)
@@ -469,12 +507,14 @@ class Network:
         c, hh, ww = ch, h, w
         for bi, b in enumerate(braw):
             bp = f"{path}.bundles[{bi}]"
+            check_keys(b, bp, BUNDLE_KEYS)
             lraw = _get(b, "layers", bp)
             if not isinstance(lraw, list) or not lraw:
                 raise DesignError(f"{bp}.layers", "must be a non-empty list of layers")
             layers = []
             for li, lay in enumerate(lraw):
                 lp = f"{bp}.layers[{li}]"
+                check_keys(lay, lp, LAYER_KEYS)
                 t = _choice(_get(lay, "type", lp), f"{lp}.type", LAYER_TYPES)
                 oc = None
                 if t in ("pw", "conv3"):
@@ -503,6 +543,7 @@ class Network:
             bundles.append(Bundle(tuple(layers)))
         pre = _get(d, "preprocess", path, {})
         pp = f"{path}.preprocess"
+        check_keys(pre, pp, PREPROCESS_KEYS)
         src = _get(pre, "source_size", pp, [360, 640])
         if not (isinstance(src, list) and len(src) == 2 and all(
                 isinstance(x, int) and x > 0 for x in src)):
@@ -522,6 +563,7 @@ class Network:
             resize=_choice(_get(pre, "resize", pp, "area"), f"{pp}.resize", RESIZE_METHODS),
             mean=tuple(float(x) for x in mean), std=tuple(float(x) for x in std))
         dec = _get(d, "decode", path, {})
+        check_keys(dec, f"{path}.decode", DECODE_KEYS)
         anchors = _get(dec, "anchors", f"{path}.decode", [list(a) for a in Decode().anchors])
         if not (isinstance(anchors, list) and anchors and all(
                 isinstance(a, list) and len(a) == 2 and all(
@@ -611,6 +653,7 @@ class Design:
     def from_dict(cls, d: Any) -> "Design":
         if not isinstance(d, dict):
             raise DesignError("(top level)", "a design is a JSON object")
+        check_keys(d, "", DESIGN_KEYS)
         ver = _get(d, "schema_version", "")
         if ver != SCHEMA_VERSION:
             raise DesignError("schema_version",
@@ -673,6 +716,10 @@ def load_design(source: str | Path | dict) -> Design:
         raise DesignError(s, f"not valid JSON: {e.msg} at line {e.lineno} column {e.colno}")
     except UnicodeDecodeError:
         raise DesignError(s, "not a text file")
+    except RecursionError:
+        raise DesignError(s, "JSON nested too deeply to be a design") from None
+    except OSError as e:
+        raise DesignError(s, f"cannot read ({e.strerror or e})") from None
     return Design.from_dict(d)
 
 

@@ -12,15 +12,27 @@ the thread that did it, scaled to the board's ARM (:meth:`SimPlatform.cpu_second
 frames on the board's timeline with the same double-buffered schedule (``simulated``).
 
 ``codesign detect PKG --images DIR --out DIR [--sim]`` writes one annotated image and one
-DAC-SDC results XML per input image; ``--video FILE`` writes an annotated video and a CSV
-of boxes.
+DAC-SDC results XML per input image (pixel coordinates), and ``summary.json``; where a
+DAC-SDC XML lies beside an image it draws that ground-truth box too and reports the mean
+IoU, labelled with the data set's name. ``--video FILE`` writes an annotated video and
+``boxes.csv`` (coordinates relative to the frame, 0..1).
+
+Nothing is overwritten and nothing is left half-written: ``--out`` must be new or empty
+and outside the input; the results are staged in a hidden sibling folder that becomes
+``--out`` only when the run is complete (:mod:`pynq_codesign.fsutil`). An image that
+cannot be read (empty, not an image, a truncated JPEG) is skipped and named, as the
+training loader does; two images whose names differ only in their suffix (``p.png``,
+``p.bmp``) get distinct outputs (``p.png.jpg``, ``p.bmp.jpg``).
 """
 from __future__ import annotations
 
 import argparse
+import json
 import queue
+import sys
 import threading
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
@@ -30,16 +42,32 @@ import numpy as np
 from .driver import Driver, FrameResult, PassTime, open_driver
 from .errors import CodesignError
 from .fixedpoint import dequantize
+from .fsutil import check_new_output, staged_dir
 from .package import Package
-from .prepost import cv2_module, decode, preprocess, quantize_input, to_pixels
+from .prepost import cv2_module, decode, iou, preprocess, quantize_input, to_pixels
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
-BOX_COLOUR = (0, 255, 0)          # BGR
-BOX_THICKNESS = 2
+BOX_COLOUR = (0, 255, 0)          # BGR: the detected box
+TRUTH_COLOUR = (255, 0, 255)      # BGR: the ground-truth box (when labels exist)
+OUTLINE_COLOUR = (0, 0, 0)        # a dark edge around boxes and labels: visible on any background
+SUMMARY_FILE = "summary.json"
+FPS_NOTE = ("detect's FPS includes drawing and writing every annotated image and XML on the "
+            "board's CPU; `codesign bench` runs the same pipeline without them, so its FPS "
+            "is higher")
+_SHOWN_SKIPS = 5
 
 
 class PipelineError(CodesignError):
     """Input that the detection pipeline cannot use (no images, an unreadable file)."""
+
+
+class UnreadableImage(PipelineError):
+    """One image that cannot be decoded: skipped and reported, never a half-grey frame."""
+
+    def __init__(self, path, reason: str):
+        self.path = Path(path)
+        self.reason = reason
+        super().__init__(f"{path}: {reason}")
 
 
 @dataclass
@@ -84,20 +112,81 @@ def list_images(folder: str | Path) -> list[Path]:
     return files
 
 
+def frame_keys(root: Path, files: list[Path]) -> list[str]:
+    """Output keys of ``files``: the path relative to ``root`` without its suffix, or
+    with it where two images differ only in their suffix (``p.png`` and ``p.bmp``), so
+    that no output ever overwrites another."""
+    stems = [p.relative_to(root).with_suffix("").as_posix() for p in files]
+    count = Counter(stems)
+    return [st if count[st] == 1 else p.relative_to(root).as_posix()
+            for st, p in zip(stems, files)]
+
+
 def image_frames(folder: str | Path, limit: int | None = None,
-                 cycle: bool = False) -> Iterator[Frame]:
-    """Frames of the images below ``folder`` (not yet read: the reader thread reads them)."""
+                 cycle: bool = False, files: list[Path] | None = None) -> Iterator[Frame]:
+    """Frames of the images below ``folder`` (not yet read: the reader thread reads them);
+    ``files`` (below ``folder``) instead of every image there."""
     root = Path(folder)
-    files = list_images(root)
+    files = list_images(root) if files is None else files
+    keys = frame_keys(root, files)
     n = 0
     while True:
-        for p in files:
+        for key, p in zip(keys, files):
             if limit is not None and n >= limit:
                 return
-            yield Frame(p.relative_to(root).with_suffix("").as_posix(), path=p)
+            yield Frame(key, path=p)
             n += 1
-        if not cycle:
+        if not cycle or not files:
             return
+
+
+def image_problem(data: bytes, suffix: str) -> str | None:
+    """Why ``data`` (a file's bytes) is not a whole image, or None (no pixel decoded)."""
+    if not data:
+        return "empty file"
+    sfx = suffix.lower()
+    if sfx in (".jpg", ".jpeg"):
+        if data[:2] != b"\xff\xd8":
+            return "not a JPEG (no start-of-image marker)"
+        if b"\xff\xd9" not in data[-64:]:
+            return "truncated JPEG (no end-of-image marker)"
+    elif sfx == ".png":
+        if data[:8] != b"\x89PNG\r\n\x1a\n":
+            return "not a PNG"
+        if b"IEND" not in data[-32:]:
+            return "truncated PNG (no IEND chunk)"
+    elif sfx == ".bmp":
+        if data[:2] != b"BM" or len(data) < 26:
+            return "not a BMP"
+        if int.from_bytes(data[2:6], "little") > len(data):
+            return "truncated BMP"
+    return None
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as BGR uint8; :class:`UnreadableImage` if it is not a whole image
+    (checked before decoding, so the decoder never warns about it or half-decodes it)."""
+    cv2 = cv2_module()
+    p = Path(path)
+    try:
+        data = p.read_bytes()
+    except OSError as e:
+        raise UnreadableImage(p, f"cannot read this image ({e.strerror or e})") from None
+    problem = image_problem(data, p.suffix)
+    if problem:
+        raise UnreadableImage(p, f"cannot read this image: {problem}")
+    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    if img is None:
+        raise UnreadableImage(p, "cannot read this image: OpenCV cannot decode it")
+    return img
+
+
+def skipped_line(skipped: list[UnreadableImage]) -> str:
+    """One line naming the images skipped (the first few) and how many."""
+    shown = "; ".join(f"{e.path.name} ({e.reason.removeprefix('cannot read this image: ')})"
+                      for e in skipped[:_SHOWN_SKIPS])
+    more = f"; and {len(skipped) - _SHOWN_SKIPS} more" if len(skipped) > _SHOWN_SKIPS else ""
+    return f"skipped {len(skipped)} unreadable image(s): {shown}{more}"
 
 
 class Detector:
@@ -108,16 +197,14 @@ class Detector:
         self.package: Package = driver.package
         net = self.package.design.network
         self._out_fmt = net.formats()[-1][2]
+        self.skipped: list[UnreadableImage] = []     # images the last run() skipped
 
     def prepare(self, frame: Frame) -> np.ndarray:
         """Input codes of a frame (reads the image from disk if needed)."""
         if frame.codes is not None:
             return frame.codes
         if frame.image is None:
-            cv2 = cv2_module()
-            frame.image = cv2.imread(str(frame.path), cv2.IMREAD_COLOR)
-            if frame.image is None:
-                raise PipelineError(f"{frame.path}: cannot read this image")
+            frame.image = read_image(frame.path)
         net = self.package.design.network
         x = preprocess(frame.image, net)
         return quantize_input(x, net, self.package.design.overlay.rounding)
@@ -130,22 +217,32 @@ class Detector:
     def run(self, frames: Iterable[Frame],
             on_result: Callable[[Detection, Frame], None] | None = None) -> list[Detection]:
         """The double-buffered loop over ``frames``; ``on_result`` (draw, write) runs on the
-        worker after each decode and counts in the frame's post-processing time."""
+        worker after each decode and counts in the frame's post-processing time. An image
+        that cannot be read is skipped and kept in :attr:`skipped`."""
         drv = self.driver
         ready: queue.Queue = queue.Queue()
         free = [threading.Semaphore(1), threading.Semaphore(1)]
         stop = threading.Event()
         done_marker = object()
 
+        self.skipped = []
+
         def reader() -> None:
             try:
-                for k, fr in enumerate(frames):
+                k = 0
+                for fr in frames:
                     slot = k % 2
                     while not free[slot].acquire(timeout=0.1):
                         if stop.is_set():
                             return
                     t0, c0 = time.perf_counter(), time.thread_time()
-                    codes = self.prepare(fr)
+                    try:
+                        codes = self.prepare(fr)
+                    except UnreadableImage as e:
+                        self.skipped.append(e)
+                        free[slot].release()
+                        continue
+                    k += 1
                     drv.load_input(codes, slot)
                     ready.put((k, slot, fr, t0, time.perf_counter() - t0,
                                time.thread_time() - c0))
@@ -229,16 +326,61 @@ def board_timeline(dets: list[Detection], platform) -> Timeline:
 # Drawing and writing.
 # ---------------------------------------------------------------------------
 
-def draw_box(image: np.ndarray, box: np.ndarray, confidence: float) -> np.ndarray:
-    """Draw the detected box (relative coordinates) and its confidence onto ``image``."""
+def _thickness(image: np.ndarray) -> int:
+    """Line thickness that stays visible on a large frame (2 px at 640x360)."""
+    return max(2, int(round(min(image.shape[:2]) / 180)))
+
+
+def _outlined_rectangle(image, p0, p1, colour, t: int) -> None:
+    cv2 = cv2_module()
+    cv2.rectangle(image, p0, p1, OUTLINE_COLOUR, t + 2)
+    cv2.rectangle(image, p0, p1, colour, t)
+
+
+def _label(image: np.ndarray, text: str, x: int, y: int, colour, t: int) -> None:
+    """``text`` in ``colour`` on a dark plate, kept inside the image."""
     cv2 = cv2_module()
     h, w = image.shape[:2]
+    scale = 0.45 * t / 2
+    (tw, th), base = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, scale, max(1, t // 2))
+    x = min(max(x, 0), max(w - tw - 2, 0))
+    y = min(max(y, th + base + 2), h - 1)
+    cv2.rectangle(image, (x, y - th - base - 2), (x + tw + 2, y), OUTLINE_COLOUR, -1)
+    cv2.putText(image, text, (x + 1, y - base), cv2.FONT_HERSHEY_SIMPLEX, scale, colour,
+                max(1, t // 2), cv2.LINE_AA)
+
+
+def draw_box(image: np.ndarray, box: np.ndarray, confidence: float,
+             truth: np.ndarray | None = None) -> np.ndarray:
+    """Draw the detected box (relative coordinates, green with a dark edge) and its
+    confidence onto ``image``; the ground-truth box (relative, magenta) too when given."""
+    h, w = image.shape[:2]
+    t = _thickness(image)
+    if truth is not None:
+        g0, g1, g2, g3 = (int(v) for v in to_pixels(truth, w, h))
+        _outlined_rectangle(image, (g0, g1), (max(g2 - 1, g0), max(g3 - 1, g1)),
+                            TRUTH_COLOUR, max(1, t - 1))
+        _label(image, "truth", g0, g3 + 16 * t // 2, TRUTH_COLOUR, t)
     x0, y0, x1, y1 = (int(v) for v in to_pixels(box, w, h))
-    cv2.rectangle(image, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), BOX_COLOUR,
-                  BOX_THICKNESS)
-    cv2.putText(image, f"{confidence:.2f}", (x0, max(y0 - 4, 10)), cv2.FONT_HERSHEY_SIMPLEX,
-                0.4, BOX_COLOUR, 1, cv2.LINE_AA)
+    _outlined_rectangle(image, (x0, y0), (max(x1 - 1, x0), max(y1 - 1, y0)), BOX_COLOUR, t)
+    _label(image, f"{confidence:.2f}", x0, y0 - t - 1, BOX_COLOUR, t)
     return image
+
+
+def truth_box(path: Path | None) -> np.ndarray | None:
+    """The relative ground-truth box of an image whose DAC-SDC XML lies beside it (None
+    where there is none or it is unusable: scoring is a bonus, not a requirement)."""
+    from .results_xml import AnnotationError, read_xml
+    if path is None:
+        return None
+    xml = path.with_suffix(".xml")
+    if not xml.is_file():
+        return None
+    try:
+        ann = read_xml(xml)
+    except AnnotationError:
+        return None
+    return None if ann.box_problem() else ann.relative_box()
 
 
 def _write_image_result(out: Path, det: Detection, fr: Frame) -> None:
@@ -247,19 +389,38 @@ def _write_image_result(out: Path, det: Detection, fr: Frame) -> None:
     img = fr.image
     h, w = img.shape[:2]
     px = tuple(int(v) for v in to_pixels(det.box, w, h))
+    truth = truth_box(fr.path)
+    if truth is not None:
+        det.extra["iou"] = float(iou(det.box, truth))
     dst = out / f"{det.key}.jpg"
     dst.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(dst), draw_box(img.copy(), det.box, det.confidence)):
+    if not cv2.imwrite(str(dst), draw_box(img.copy(), det.box, det.confidence, truth)):
         raise PipelineError(f"{dst}: cannot write the annotated image")
     name = fr.path.name if fr.path is not None else f"{det.key}.jpg"
     write_result(out, det.key, Annotation(name, w, h, px))
 
 
+def dataset_label(folder: str | Path) -> str:
+    """How a score on ``folder`` is labelled: the data set's name, and for the built-in
+    synthetic set that it is not the DAC-SDC contest's IoU."""
+    from .score import SYNTH_MARKER
+    root = Path(folder).resolve()
+    if (root / SYNTH_MARKER).is_file():
+        return (f"synthetic data set {root.name} (codesign data synth; not the DAC-SDC "
+                "contest's IoU)")
+    return f"data set {root.name}"
+
+
 def detect_images(detector: Detector, folder: str | Path, out: str | Path) -> list[Detection]:
-    """Annotated images and results XML for every image below ``folder``."""
+    """Annotated images and results XML for every image below ``folder``, written into
+    the folder ``out`` (the caller stages it)."""
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    return detector.run(image_frames(folder), lambda d, f: _write_image_result(out, d, f))
+    dets = detector.run(image_frames(folder), lambda d, f: _write_image_result(out, d, f))
+    if not dets:
+        first = detector.skipped[0] if detector.skipped else "no frame was run"
+        raise PipelineError(f"{folder}: no image could be read (first: {first})")
+    return dets
 
 
 def video_frames(path: str | Path) -> Iterator[Frame]:
@@ -279,12 +440,19 @@ def video_frames(path: str | Path) -> Iterator[Frame]:
         cap.release()
 
 
+BOXES_CSV = "boxes.csv"
+BOXES_HEADER = "frame,xmin,ymin,xmax,ymax,confidence"   # box relative to the frame (0..1)
+
+
 def detect_video(detector: Detector, video: str | Path, out: str | Path) -> tuple[Path,
                                                                                    list[Detection]]:
-    """An annotated copy of ``video`` (``OUT/<name>_detect.avi``) and ``boxes.csv``."""
+    """An annotated copy of ``video`` (``OUT/<name>_detect.avi``) and ``boxes.csv``
+    (boxes relative to the frame, 0..1; the XML results are in pixels)."""
     cv2 = cv2_module()
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    if not Path(video).is_file():
+        raise PipelineError(f"{video}: no such video file")
     cap = cv2.VideoCapture(str(video))
     fps = cap.get(cv2.CAP_PROP_FPS) or 25.0
     cap.release()
@@ -308,28 +476,65 @@ def detect_video(detector: Detector, video: str | Path, out: str | Path) -> tupl
             writer[0].release()
     if not dets:
         raise PipelineError(f"{video}: no frames could be read")
-    with open(out / "boxes.csv", "w") as f:
-        f.write("frame,xmin,ymin,xmax,ymax,confidence\n")
+    with open(out / BOXES_CSV, "w") as f:
+        f.write(BOXES_HEADER + "\n")
         for d in dets:
             f.write(f"{d.key}," + ",".join(f"{v:.5f}" for v in d.box) + f",{d.confidence:.4f}\n")
     return dst, dets
 
 
+def _summary(dets: list[Detection], tl: Timeline, fps: float, driver: Driver,
+             skipped: list[UnreadableImage], label: str | None) -> dict:
+    ious = [d.extra["iou"] for d in dets if "iou" in d.extra]
+    return {
+        "frames": len(dets), "fps": fps if fps == fps else None, "fps_source": tl.source,
+        "fps_note": FPS_NOTE, "board": driver.platform.describe(),
+        "skipped": [{"path": str(e.path), "reason": e.reason} for e in skipped],
+        "iou": float(np.mean(ious)) if ious else None, "iou_images": len(ious),
+        "iou_label": (f"mean IoU on {label}, images with a DAC-SDC XML beside them"
+                      if ious and label else None),
+        "coordinates": {"xml": "pixels of the source image (max exclusive)",
+                        BOXES_CSV: "relative to the frame, 0..1"},
+    }
+
+
 def main(args: argparse.Namespace) -> int:
     """``codesign detect PKG (--images DIR | --video FILE) --out DIR [--sim]``."""
+    src = args.video or args.images
+    if args.images and not Path(args.images).is_dir():
+        raise PipelineError(f"{args.images}: no such folder of images")
+    if args.video and not Path(args.video).is_file():
+        raise PipelineError(f"{args.video}: no such video file")
+    out = check_new_output(args.out, [args.images] if args.images else [])
+    if args.images:
+        list_images(args.images)                 # "no images" before the board is opened
     driver = open_driver(args)
-    with driver:
+    with driver, staged_dir(out) as tmp:
         det = Detector(driver)
         if args.video:
-            dst, dets = detect_video(det, args.video, args.out)
-            what = f"{len(dets)} frames -> {dst}"
+            dst, dets = detect_video(det, args.video, tmp)
+            what = f"{len(dets)} frames -> {out / dst.name} and {out / BOXES_CSV}"
+            label = None
         else:
-            dets = detect_images(det, args.images, args.out)
-            what = f"{len(dets)} images -> annotated images and results XML in {args.out}"
+            dets = detect_images(det, args.images, tmp)
+            what = f"{len(dets)} images -> annotated images and results XML in {out}"
+            label = dataset_label(args.images)
         tl = board_timeline(dets, driver.platform)
-    fps = len(dets) / tl.wall_s if tl.wall_s > 0 else float("nan")
+        fps = len(dets) / tl.wall_s if tl.wall_s > 0 else float("nan")
+        summary = _summary(dets, tl, fps, driver, det.skipped, label)
+        (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2) + "\n")
+    for e in det.skipped:
+        print(f"codesign: skipped {e.path}: {e.reason}", file=sys.stderr)
     print(f"detect: {what}")
-    print(f"{fps:.2f} FPS over the run ({tl.source}, {driver.platform.describe()})")
+    if det.skipped:
+        print(f"detect: {skipped_line(det.skipped)}")
+    print(f"{fps:.2f} FPS over the run ({tl.source}, {driver.platform.describe()}); "
+          f"{FPS_NOTE}")
+    if summary["iou"] is not None:
+        print(f"{summary['iou_label']}: {summary['iou']:.3f} over {summary['iou_images']} "
+              f"images (of {len(dets)})")
+    elif args.images:
+        print(f"IoU: n/a (no DAC-SDC XML labels beside the images in {src})")
     return 0
 
 

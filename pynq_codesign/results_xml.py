@@ -23,7 +23,6 @@ this module.
 from __future__ import annotations
 
 import os
-import tempfile
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
 from pathlib import Path
@@ -32,6 +31,7 @@ from typing import Iterator
 import numpy as np
 
 from .errors import FileProblem
+from .fsutil import write_file_atomic
 
 BOX_FIELDS = ("xmin", "ymin", "xmax", "ymax")
 DEFAULT_NAME = "object"
@@ -87,18 +87,7 @@ def to_xml(ann: Annotation) -> str:
 
 def write_xml(path: str | os.PathLike, ann: Annotation) -> Path:
     """Write one annotation file atomically (a crash never leaves half a file)."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".xml", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(to_xml(ann))
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-    return path
+    return write_file_atomic(path, to_xml(ann))
 
 
 def _number(node: ET.Element | None, what: str, source: str) -> int:
@@ -163,12 +152,14 @@ def result_path(out_dir: str | os.PathLike, image_key: str) -> Path:
     """Where the result of image ``image_key`` goes: ``out_dir/<key>.xml``.
 
     ``image_key`` is the image's path relative to its data set root without the suffix,
-    e.g. ``boat1/0001``, so the results folder mirrors the data set's layout.
+    e.g. ``boat1/0001``, so the results folder mirrors the data set's layout (with the
+    suffix, ``p.png``, where two images differ only in theirs). ``.xml`` is appended,
+    never put in place of a dot in the key.
     """
     key = Path(image_key)
-    if key.is_absolute() or ".." in key.parts:
+    if key.is_absolute() or ".." in key.parts or not key.name:
         raise ValueError(f"image key must be a relative path inside the folder: {image_key!r}")
-    return Path(out_dir) / key.with_suffix(".xml")
+    return Path(out_dir) / key.parent / (key.name + ".xml")
 
 
 def write_result(out_dir: str | os.PathLike, image_key: str, ann: Annotation) -> Path:

@@ -111,7 +111,9 @@ def test_bad_inputs_are_clear_errors(pkg, tmp_path, capsys):
     assert cli(["detect", str(pkg.root), "--images", str(tmp_path / "nope"), "--out",
                 str(tmp_path / "o"), "--sim"]) == 2
     assert "no such folder" in capsys.readouterr().err
-    (tmp_path / "broken.jpg").write_bytes(b"not a jpeg")
-    assert cli(["detect", str(pkg.root), "--images", str(tmp_path), "--out",
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "broken.jpg").write_bytes(b"not a jpeg")
+    assert cli(["detect", str(pkg.root), "--images", str(tmp_path / "in"), "--out",
                 str(tmp_path / "o"), "--sim"]) == 2
     assert "cannot read this image" in capsys.readouterr().err
+    assert not (tmp_path / "o").exists()            # a failed run leaves no output folder

@@ -75,7 +75,7 @@ def device_names() -> list[str]:
 def load_device(name: str) -> Device:
     """The profile of ``name`` (e.g. ``"pynq-z1"``); :class:`UnknownDevice` if there is none."""
     path = _HERE / f"{name}.json"
-    if not path.is_file():
+    if name not in device_names():         # a name, never a path (``../designs/dnn-a``)
         raise UnknownDevice(f"unknown device {name!r}; known: {', '.join(device_names())}")
     d = json.loads(path.read_text())
     return Device(
