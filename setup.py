@@ -24,7 +24,7 @@ setup(
     # top of the repository; a regular install puts them inside host_search/, where
     # host_search.hls_gen.shipped_dir finds them when there is no checkout around.
     package_dir=SHIPPED,
-    package_data={"pynq_codesign": ["devices/*.json", "designs/*.json"],
+    package_data={"pynq_codesign": ["devices/*.json", "designs/*.json", "server/static/*"],
                   **{pkg: ["*.h", "*.cpp", "*.tcl"] for pkg in SHIPPED},
                   "host_search.overlays": ["*/*.tcl"]},
     include_package_data=True,

@@ -90,8 +90,10 @@ def activity(driver: Driver, tl: Timeline, n: int) -> Activity:
 
 
 def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None = None,
-              power: str = "auto") -> BenchRun:
-    """Warm up, then run ``frames`` frames and measure (the driver must be open)."""
+              power: str = "auto", on_result=None) -> BenchRun:
+    """Warm up, then run ``frames`` frames and measure (the driver must be open);
+    ``on_result(detection, frame)`` sees each measured frame as it completes (the board
+    service streams it)."""
     if frames < 1:
         raise BenchError(f"--frames must be at least 1, got {frames}")
     if warmup < 0:
@@ -112,7 +114,7 @@ def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None =
     if recorder is not None:
         recorder.start()
     try:
-        dets = det.run(frame_list)
+        dets = det.run(frame_list, on_result)
     finally:
         reading = recorder.stop() if recorder is not None else None
     tl = board_timeline(dets, pf)
