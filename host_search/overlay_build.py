@@ -36,6 +36,7 @@ import numpy as np
 
 from pynq_codesign.devices import load_device
 from pynq_codesign.errors import EXIT_TOOLS_MISSING, CodesignError
+from pynq_codesign.fsutil import public_mode
 from pynq_codesign.package import Package, add_files, load_package
 from pynq_codesign import wire
 from pynq_codesign.wire import pack_feature
@@ -154,7 +155,7 @@ def write_project(pkg: Package, board: str, out: Path) -> Path:
                     "reports": "output/reports"}}, indent=2) + "\n")
     run = out / "run.sh"
     run.write_text(RUN_SH.format(version=TOOL_VERSION))
-    run.chmod(0o755)
+    run.chmod(public_mode(directory=True))     # rwx as the umask allows
     (out / "README.md").write_text(README.format(
         design=pkg.design.name, board=board, part=part, hw=ov.hardware_id_hex,
         clock=ov.clock_mhz, version=TOOL_VERSION, pkg=pkg.root, out=out.resolve()))

@@ -40,8 +40,10 @@ import hashlib
 import json
 import math
 import os
+import pickle
 import sys
 import time
+import zipfile
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Callable, Sequence
@@ -49,7 +51,7 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from pynq_codesign.design import Design, DesignError, load_design
+from pynq_codesign.design import Design, DesignError, load_design, require_fits
 from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.prepost import decode, quantize_input
@@ -171,8 +173,11 @@ def _encode(samples, design: Design, cache_dir: Path | None, what: str
     if cache_dir is not None:
         path = cache_dir / f"{what}-{_cache_key(samples, design)}.npz"
         if path.is_file():
-            with np.load(path) as z:
-                return z["x"], z["boxes"]
+            try:
+                with np.load(path) as z:
+                    return z["x"], z["boxes"]
+            except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
+                path.unlink()            # a damaged cache file is rebuilt, not trusted
     xs, boxes = [], []
     for x, box, _ in iter_inputs(samples, net):
         xs.append(quantize_input(x, net, design.overlay.rounding).transpose(2, 0, 1)
@@ -385,7 +390,11 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
     with _torch_settings(cfg.n_threads):
         state = None
         if ck_path.is_file():
-            state = torch.load(ck_path, weights_only=False)
+            try:
+                state = torch.load(ck_path, weights_only=False)
+            except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+                raise TrainError(f"{ck_path}: damaged, cannot resume ({str(e)[:80]}); delete "
+                                 "it to train from the start, or choose a new --out") from None
             if state.get("key") != key:
                 raise TrainError(f"{run} holds a run with other settings (design, data or "
                                  "options differ); choose a new --out, or delete that folder "
@@ -530,7 +539,8 @@ def load_run(path: str | Path) -> Run:
         metrics = json.loads(mj.read_text())
         design = load_design(dj)
         state = torch.load(ck, weights_only=False)
-    except (json.JSONDecodeError, OSError, RuntimeError, EOFError) as e:
+    except (json.JSONDecodeError, OSError, RuntimeError, EOFError, ValueError,
+            pickle.UnpicklingError) as e:
         raise TrainError(f"{root}: cannot read the run ({e}); train again into a new --out")
     if "results" not in metrics or state.get("phase") != "qat":
         raise TrainError(f"{root}: the run has not finished; re-run the same `codesign train` "
@@ -576,7 +586,13 @@ def main(args: argparse.Namespace) -> int:
 def _report(metrics: dict, run: Path) -> None:
     r = metrics["results"]
     note = r.get("data_note", "")
-    print(f"validation mean IoU ({note}): float {r['val_iou_float']:.3f}, fixed point "
+    untrained = (metrics.get("config") or {}).get("epochs") == 0
+    flt = "n/a (no float epochs: the float network was never trained)" if untrained else \
+        f"{r['val_iou_float']:.3f}"
+    print(f"validation mean IoU ({note}): float {flt}, fixed point "
           f"{r['val_iou_fixed_point']:.3f} (integer-exact, as the accelerator computes)")
     print(f"run folder: {run} (design.json with calibrated formats, checkpoint.pt, "
           "metrics.json)")
+    require_fits(design, "train")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TrainError(f"--out {args.out} exists and is not a folder; choose a run folder")

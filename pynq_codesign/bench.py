@@ -11,7 +11,11 @@ accelerator) after ``--warmup`` frames, and reports, DAC-SDC style:
   transfers (driver set-up and DMA tail), compute (ap_start to idle) and decode;
 * **power** (:mod:`pynq_codesign.power`) and **energy** per frame;
 * **IoU** when the images have DAC-SDC XML labels beside them (``null`` otherwise: the
-  package's golden inputs, used without ``--images``, have no labels).
+  package's golden inputs, used without ``--images``, have no labels), labelled with the
+  data set's name;
+* **which images** (``images``): how many distinct images for how many frames (they are
+  cycled, and it says so, when ``--frames`` exceeds their number), whether training held
+  them out (from the split the package records) and the unreadable ones skipped.
 
 The JSON is the QoS record (:class:`pynq_codesign.qos.QoSRecord`): ``source`` is
 ``measured`` on a board and ``simulated`` on the simulated board; ``power_source`` says
@@ -30,8 +34,9 @@ from .design import describe_layers, layer_macs
 from .devices import load_device
 from .driver import Driver, open_driver
 from .errors import CodesignError
-from .pipeline import (Detection, Detector, Frame, Timeline, board_timeline,
-                       compute_seconds, image_frames, transfer_seconds)
+from .pipeline import (Detection, Detector, Frame, Timeline, UnreadableImage, board_timeline,
+                       compute_seconds, dataset_label, image_frames, image_problem,
+                       list_images, skipped_line, transfer_seconds)
 from .power import Activity, PowerReading, estimate_power, open_recorder
 from .prepost import iou
 from .qos import BundleQoS, QoSRecord
@@ -49,6 +54,58 @@ class BenchRun:
     timeline: Timeline
     power: PowerReading
     ious: list[float]
+    images: dict | None = None       # which images were used (None: the golden inputs)
+
+
+def usable_images(folder: str | Path, wanted: int) -> tuple[list[Path], list[UnreadableImage]]:
+    """Up to ``wanted`` whole images below ``folder`` (checked without decoding), and the
+    unreadable ones met on the way (skipped and reported, as the training loader does)."""
+    good: list[Path] = []
+    bad: list[UnreadableImage] = []
+    for p in list_images(folder):
+        try:
+            problem = image_problem(p.read_bytes(), p.suffix)
+        except OSError as e:
+            problem = f"cannot read ({e.strerror or e})"
+        if problem:
+            bad.append(UnreadableImage(p, f"cannot read this image: {problem}"))
+            continue
+        good.append(p)
+        if len(good) >= wanted:
+            break
+    if not good:
+        raise BenchError(f"--images {folder}: no readable image ({skipped_line(bad)})")
+    return good, bad
+
+
+def images_used(package, folder: str | Path, files: list[Path], frames: int) -> dict:
+    """What ``bench --images`` ran on: how many distinct images for how many frames, and
+    whether training held them out (from the split the package records)."""
+    root = Path(folder).resolve()
+    split = (package.manifest.get("info") or {}).get("data_split") or {}
+    val = set(split.get("val_subcategories") or [])
+    subs = [p.resolve().relative_to(root).parts[0] if len(p.resolve().relative_to(root).parts)
+            > 1 else root.name for p in files]
+    same_set = bool(split.get("data_name")) and split.get("data_name") == root.name
+    held = sum(1 for s in subs if s in val)
+    if not split:
+        seen = "unknown whether training saw them (the package records no data split)"
+    elif held == len(subs):
+        seen = "all from sub-categories training held out (validation images)"
+    elif same_set:
+        seen = (f"{held} from held-out sub-categories, {len(subs) - held} from sub-categories "
+                "training used: their IoU is not a held-out score")
+    else:
+        seen = (f"not from the training data set {split.get('data_name')!r} (as far as the "
+                "folder name tells)" if held == 0 else
+                f"{held} from sub-categories named like the held-out ones")
+    repeats = -(-frames // len(files))
+    return {"folder": str(folder), "distinct": len(files), "frames": frames,
+            "repeated": frames > len(files),
+            "note": (f"{len(files)} distinct images for {frames} frames: each used up to "
+                     f"{repeats} times" if frames > len(files) else
+                     f"{frames} distinct images") + f"; {seen}",
+            "held_out": held, "training_data": split.get("data_name")}
 
 
 def golden_frames(driver: Driver, n: int) -> list[Frame]:
@@ -101,9 +158,12 @@ def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None =
     det = Detector(driver)
     pf = driver.platform
     device = load_device(driver.package.design.overlay.device)
+    used = None
     if images:
-        frame_list = list(image_frames(images, limit=frames, cycle=True))
-        warm = list(image_frames(images, limit=warmup, cycle=True))
+        files, bad = usable_images(images, frames)
+        frame_list = list(image_frames(images, limit=frames, cycle=True, files=files))
+        warm = list(image_frames(images, limit=warmup, cycle=True, files=files))
+        used = images_used(driver.package, images, files, frames)
     else:
         frame_list = golden_frames(driver, frames)
         warm = golden_frames(driver, warmup)
@@ -117,6 +177,11 @@ def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None =
         dets = det.run(frame_list, on_result)
     finally:
         reading = recorder.stop() if recorder is not None else None
+    if images:
+        skipped = bad + det.skipped
+        used["skipped"] = [{"path": str(e.path), "reason": e.reason} for e in skipped]
+        if skipped:
+            used["note"] += "; " + skipped_line(skipped)
     tl = board_timeline(dets, pf)
     act = activity(driver, tl, len(dets))
     if reading is None:
@@ -126,7 +191,7 @@ def run_bench(driver: Driver, frames: int, warmup: int = 2, images: str | None =
         reading = (PowerReading(sensed, "simulated", pf.sensor_detail())
                    if sensed is not None else estimate_power(device, act))
     ious = [float(iou(d.box, labels[d.key])) for d in dets if d.key in labels]
-    return BenchRun(dets, tl, reading, ious)
+    return BenchRun(dets, tl, reading, ious, used)
 
 
 def to_record(driver: Driver, run: BenchRun) -> QoSRecord:
@@ -141,7 +206,8 @@ def to_record(driver: Driver, run: BenchRun) -> QoSRecord:
     macs_b = [0] * n_b
     for bi, lay, s in zip(net.bundle_of_layer(), net.layers, net.shapes()):
         macs_b[bi] += layer_macs(lay.type, s)
-    bundles = [BundleQoS(i, float(per_bundle[i]), names[i], macs_b[i]) for i in range(n_b)]
+    bundles = [BundleQoS(i, float(per_bundle[i]), names[i], macs_b[i],
+                         {"latency_source": pf.source}) for i in range(n_b)]
     accel_transfer = [transfer_seconds(d.accel.passes) for d in run.detections]
     accel_compute = [compute_seconds(d.accel.passes) for d in run.detections]
     split = {"preprocess": 1e3 * float(np.mean(tl.pre_s)),
@@ -153,6 +219,8 @@ def to_record(driver: Driver, run: BenchRun) -> QoSRecord:
         "frames": n, "board": pf.describe(), "time_split_ms": split,
         "wall_s": tl.wall_s, "power_detail": run.power.detail,
         "iou_frames": len(run.ious),
+        "images": run.images if run.images is not None else {
+            "note": f"the package's {len(pkg.golden)} golden input(s), cycled (no labels)"},
         "fps_rule": "frames / time from reading the first image to the last result",
     }
     if pf.source == "simulated":
@@ -190,6 +258,10 @@ def main(args: argparse.Namespace) -> int:
           + f" ({rec.source})")
     for b in rec.bundles:
         print(f"  bundle {b.index} {b.name}: {b.latency_ms:.3f} ms ({rec.source})")
+    print(f"images: {d['images']['note']}")
     if rec.iou is None:
         print("IoU: n/a (" + d.get("iou_note", "no labels") + ")")
+    elif args.images:
+        print(f"IoU {rec.iou:.3f} over {d['iou_frames']} labelled frames on "
+              f"{dataset_label(args.images)} ({rec.source} board, this package's weights)")
     return 0

@@ -838,6 +838,22 @@ def fits(network: Network, overlay: Overlay) -> bool:
     return not check_fits(network, overlay)
 
 
+class DoesNotFit(CodesignError):
+    """A network that its own overlay cannot run (training or exporting it is wasted)."""
+
+
+def require_fits(design: Design, action: str, shown: int = 3) -> None:
+    """Raise :class:`DoesNotFit` with :func:`check_fits`'s reasons unless ``design``'s
+    network runs on its overlay; ``action`` says what was refused (``"train"``)."""
+    problems = check_fits(design.network, design.overlay)
+    if problems:
+        more = f"; and {len(problems) - shown} more" if len(problems) > shown else ""
+        raise DoesNotFit(f"{design.name}: the network does not fit its overlay, refusing to "
+                         f"{action} it: {'; '.join(problems[:shown])}{more} (`codesign "
+                         "estimate` lists every reason; enlarge the overlay or shrink the "
+                         "network)")
+
+
 def size_overlay(network: Network, device: str = "pynq-z1", clock_mhz: float = 100.0,
                  stages: tuple[Stage, ...] | None = None, weight_bits: int | None = None,
                  feature_bits: int | None = None, band_rows: int = 2,

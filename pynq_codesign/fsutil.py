@@ -77,8 +77,8 @@ def check_new_output(out: str | os.PathLike, inputs: Iterable[str | os.PathLike]
     if o.exists() and not o.is_dir():
         raise OutputError(f"{what} {out} exists and is not a folder; choose a new path")
     if o.is_dir() and any(o.iterdir()):
-        raise OutputError(f"{what} {out} exists and is not empty; choose a new folder "
-                          "(nothing is overwritten)")
+        raise OutputError(f"{what} {out} exists and is not an empty folder; choose a new "
+                          "folder (nothing is overwritten)")
     parent = o.parent
     while not parent.exists():
         parent = parent.parent

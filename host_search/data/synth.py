@@ -25,8 +25,6 @@ import argparse
 import json
 import math
 import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Iterator
@@ -35,6 +33,7 @@ import cv2
 import numpy as np
 
 from pynq_codesign.errors import CodesignError
+from pynq_codesign.fsutil import staged_dir
 from pynq_codesign.results_xml import Annotation, to_xml
 
 WIDTH, HEIGHT = 640, 360
@@ -573,9 +572,10 @@ def generate(out: str | os.PathLike, n: int, seed: int) -> SynthSummary:
     out = Path(out)
     _check_args(n, seed)
     _prepare_out(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.tmp-", dir=out.parent))
-    try:
+    # staged_dir: a hidden sibling named with this process's id (a later run removes one
+    # a killed run left), folder modes from the umask, swapped into place when complete;
+    # SIGTERM is turned into an exception by the command, so it cleans up as SIGINT does.
+    with staged_dir(out, replace=True) as tmp:
         areas: list[float] = []
         subs: list[str] = []
         for fr in frames(n, seed):
@@ -590,12 +590,6 @@ def generate(out: str | os.PathLike, n: int, seed: int) -> SynthSummary:
                   "n": n, "seed": seed, "subcategories": subs,
                   "note": "synthetic stand-in for the DAC-SDC data set"}
         (tmp / MARKER).write_text(json.dumps(marker, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
     return SynthSummary(out, len(areas), tuple(subs), tuple(areas))
 
 

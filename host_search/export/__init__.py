@@ -12,7 +12,12 @@
   data set (when the folder is still there; otherwise frames of the built-in synthetic
   generator, seed 0) and the output codes the emulator computes for them;
 * ``model.onnx`` (float) and ``model_quant.onnx`` (QONNX ``Quant`` nodes);
-* the manifest (SHA-256 of every file) with the run's labelled validation IoUs.
+* the manifest (SHA-256 of every file) with the run's labelled validation IoUs and the
+  split (which sub-categories training held out).
+
+It refuses a network that does not fit its overlay (:func:`~pynq_codesign.design.
+require_fits`), fewer than one golden vector, and an ``--out`` that is not new or empty or
+lies inside the run folder; the package is staged and renamed into place.
 
 Before writing, the export checks that the emulator's outputs equal the integer-exact
 torch network's bit for bit on every golden input (a mismatch is a bug and stops it).
@@ -27,8 +32,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from pynq_codesign.design import Design
+from pynq_codesign.design import Design, require_fits
 from pynq_codesign.errors import CodesignError
+from pynq_codesign.fsutil import OutputError, check_new_output
 from pynq_codesign.package import Package, write_package
 from pynq_codesign.platform.sim.emulator import run_program
 from pynq_codesign.prepost import preprocess, quantize_input
@@ -119,16 +125,19 @@ def build_package_parts(model: DetectionNet) -> Program:
 def export_run(run_dir: str | Path, out: str | Path, golden: int = 2) -> Package:
     """Export the run folder ``run_dir`` as a package in ``out`` (new or empty)."""
     from ..train import TrainError, load_run
-    if golden < 0:
-        raise ExportError(f"--golden must be 0 or more, got {golden}")
-    out = Path(out)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise ExportError(f"{out}: exists and is not an empty folder; choose a new --out")
+    if isinstance(golden, bool) or not isinstance(golden, int) or golden < 1:
+        raise ExportError(f"--golden must be at least 1 (the self-test and the overlay "
+                          f"build check the package with them), got {golden!r}")
+    try:
+        out = check_new_output(out, [run_dir])
+    except OutputError as e:
+        raise ExportError(str(e)) from None
     try:
         run = load_run(run_dir)
     except TrainError as e:
         raise ExportError(str(e))
     model, design = run.model, run.design
+    require_fits(design, "export")
     program = build_package_parts(model)
     g = golden_inputs(design, run.metrics, golden)
     vectors = []
@@ -147,6 +156,7 @@ def export_run(run_dir: str | Path, out: str | Path, golden: int = 2) -> Package
         "validation_iou": {k: results.get(k) for k in ("val_iou_float", "val_iou_fixed_point")},
         "validation_iou_labels": results.get("labels"),
         "validation_data": results.get("data_note"),
+        "data_split": _data_split(run.metrics),
         "onnx": {FLOAT_ONNX: "float, batch norm folded; input NCHW float32 real values "
                               "(pre-processed); output the head [N, A*5, GH, GW]",
                  QUANT_ONNX: "QONNX Quant nodes (domain qonnx.custom_op.general); same "
@@ -155,6 +165,15 @@ def export_run(run_dir: str | Path, out: str | Path, golden: int = 2) -> Package
     return write_package(out, design, program, vectors,
                          {FLOAT_ONNX: float_onnx.SerializeToString(),
                           QUANT_ONNX: quant_onnx.SerializeToString()}, info)
+
+
+def _data_split(metrics: dict) -> dict:
+    """Which images training saw: the data set's folder name and the sub-categories it
+    held out for validation (``bench --images`` says whether its images were held out)."""
+    data = metrics.get("data") or {}
+    return {"data_name": Path(data["data"]).name if data.get("data") else None,
+            "val_subcategories": list(data.get("val_subcategories") or []),
+            "hold_out": data.get("hold_out", "subcategory")}
 
 
 def main(args: argparse.Namespace) -> int:
