@@ -35,7 +35,7 @@ beyond the device profile: the closed loop must not calibrate a model against it
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import asdict, dataclass, field, fields, replace
 from typing import Any, Callable
 
 import numpy as np
@@ -378,6 +378,15 @@ class BatchEstimate:
     ddr_bytes: np.ndarray              # per frame
     duty: np.ndarray                   # busy share of the datapath
     budget: dict[str, int]
+    # the latency split into the model's terms, (N, bundles) ms each, summing to
+    # bundle_latency_ms: "overhead" (driver + DMA set-up per pass), "weights" (m_axi),
+    # "transfer" (feature-map streams, and the steady bands of memory-bound passes),
+    # "compute_<kind>" (a stage kind's band work, depth, and the steady bands it paces);
+    # calibration fits a correction per term (host_search.calibrate)
+    latency_terms_ms: dict[str, np.ndarray] = field(default_factory=dict)
+    frame_overhead_ms: np.ndarray | None = None   # per frame, outside the bundles
+    # the power split (N,) W, summing to power_w before the calibration hooks
+    power_terms_w: dict[str, np.ndarray] = field(default_factory=dict)
 
     def over_budget(self, i: int) -> list[str]:
         """What exceeds the device's budget at point ``i``, e.g. ``"dsp 260 > 220"``."""
@@ -535,6 +544,11 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
     w_ms_total = np.zeros(n)
     ddr_total = np.zeros(n)
     busy_s = np.zeros(n)
+    terms: dict[str, np.ndarray] = {}
+
+    def term(name: str) -> np.ndarray:
+        return terms.setdefault(name, np.zeros((n, t.n_bundles)))
+
     for ps in t.passes:
         first, last = shapes[ps.layers[0]], shapes[ps.layers[-1]]
         bands = bd._ceil_div(first.in_h, b.band_rows)
@@ -564,6 +578,16 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
         fill = t_load + sum(t_st) + t_store + len(t_st) * k.stage_depth_cycles / f_hz
         t_bands = fill + (bands - 1) * steady
         t_pass = (k.pass_overhead_us + k.dma_setup_us) * 1e-6 + t_w + t_bands
+        steady_rest = (bands - 1) * steady
+        cb, slowest = t_comp >= t_mem, np.argmax(t_st, axis=0)
+        term("overhead")[:, ps.bundle] += (k.pass_overhead_us + k.dma_setup_us) * 1e-3
+        term("weights")[:, ps.bundle] += t_w * 1e3
+        term("transfer")[:, ps.bundle] += (t_load + t_store
+                                           + np.where(cb, 0.0, steady_rest)) * 1e3
+        for j, gi in enumerate(ps.layers):
+            term(f"compute_{t.layer_kinds[gi]}")[:, ps.bundle] += (
+                t_st[j] + k.stage_depth_cycles / f_hz
+                + np.where(cb & (slowest == j), steady_rest, 0.0)) * 1e3
         pass_ms.append(t_pass * 1e3)
         pass_cb.append(t_comp >= t_mem)
         bundle_ms[:, ps.bundle] += t_pass * 1e3
@@ -596,7 +620,11 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
         network_fits=nfit, fits=rfit & nfit, bundle_latency_ms=bundle_ms,
         bundle_macs=bundle_macs, pass_latency_ms=np.stack(pass_ms, axis=1) * k.latency_scale,
         pass_compute_bound=np.stack(pass_cb, axis=1), weight_load_ms=w_ms_total,
-        ddr_bytes=ddr_total, duty=duty, budget=budget)
+        ddr_bytes=ddr_total, duty=duty, budget=budget,
+        latency_terms_ms={kk: v * k.latency_scale for kk, v in terms.items()},
+        frame_overhead_ms=np.full(n, frame_ms * k.latency_scale),
+        power_terms_w={"static": np.full(n, static_w, dtype=np.float64), "fabric": dyn_w,
+                       "ddr": ddr_w})
 
 
 def _align8(x: np.ndarray) -> np.ndarray:
