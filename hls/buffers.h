@@ -44,13 +44,13 @@ class BeatPacker {
 };
 
 // Stores the lanes of beat `b` of a pixel (channels < c) at elements base + ch.
-template <int N>
+template <int N, int ML>
 inline void store_lanes(feat_t mem[N], int base, const beat_t& beat, int b, int c) {
 #pragma HLS INLINE
   for (int k = 0; k < PCD_LANES; k++) {
 #pragma HLS UNROLL
     int ch = b * PCD_LANES + k;
-    if (ch < c) mem[base + ch] = lane_get(beat, k);
+    if (ch < c) pcd_wr<ML>(mem, base + ch, lane_get(beat, k));
   }
 }
 
@@ -62,7 +62,7 @@ inline int ring_slot(int y) {
 }
 
 // One input row (w pixels of c channels) from the stream into the line buffer.
-template <int ROWS, int ROW_ELEMS>
+template <int ROWS, int ROW_ELEMS, int ML>
 void load_line_row(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int y, int w,
                    int c) {
   const int pb = pixel_beats(c);
@@ -70,36 +70,39 @@ void load_line_row(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int y,
 LOAD_ROW:
   for (int x = 0; x < w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
+    PCD_LOOP(LOAD_ROW_BEATS, 2);
+  LOAD_ROW_BEATS:
     for (int b = 0; b < pb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_PIXEL_BEATS
 #pragma HLS PIPELINE II=1
+      PCD_ITER(LOAD_ROW_BEATS);
       beat_t beat = in.read();
-      store_lanes<ROWS / 3 * ROW_ELEMS>(line[y % 3], base + x * c, beat, b, c);
+      store_lanes<ROWS / 3 * ROW_ELEMS, ML>(line[y % 3], base + x * c, beat, b, c);
     }
   }
 }
 
 // Loads input rows into the line buffer until every row the 3x3 windows of output row
 // `oy` read (stride `s`, map height `h`) is there; `loaded` counts the rows so far.
-template <int ROWS, int ROW_ELEMS>
+template <int ROWS, int ROW_ELEMS, int ML>
 void fill_window_rows(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int& loaded,
                       int oy, int s, int h, int w, int c) {
   const int need = s * oy + 1 < h - 1 ? s * oy + 1 : h - 1;   // the window's last row
 FILL_ROWS:
   while (loaded <= need) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=2
-    load_line_row<ROWS, ROW_ELEMS>(in, line, loaded, w, c);
+    load_line_row<ROWS, ROW_ELEMS, ML>(in, line, loaded, w, c);
     loaded++;
   }
 }
 
 // Tap (y, x) channel ch of the 3x3 window: the stored code, or 0 outside the map.
-template <int ROWS, int ROW_ELEMS>
+template <int ROWS, int ROW_ELEMS, int ML>
 inline feat_t line_tap(const feat_t line[3][ROWS / 3 * ROW_ELEMS], int y, int x, int ch,
                        int h, int w, int c) {
 #pragma HLS INLINE
   if (y < 0 || y >= h || x < 0 || x >= w || ch >= c) return feat_t(0);
-  return line[y % 3][ring_slot<ROWS, ROW_ELEMS>(y) + x * c + ch];
+  return pcd_rd<ML>(line[y % 3], ring_slot<ROWS, ROW_ELEMS>(y) + x * c + ch);
 }
 
 #endif  // PCD_BUFFERS_H

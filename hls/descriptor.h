@@ -14,6 +14,7 @@
 inline int desc_word(const beat_t* params, int off, int i) {
 #pragma HLS INLINE
   int byte = off + 4 * i;
+  PCD_MAXI_READ(1);
   beat_t b = params[byte / 8];
   ap_int<32> w = (byte % 8) ? b.range(63, 32) : b.range(31, 0);
   return w.to_int();

@@ -14,7 +14,7 @@ inline void start_fold(acc_t acc[PE], const bias_t bias[BN], int of, int out_c) 
 #pragma HLS INLINE
   for (int p = 0; p < PE; p++) {
 #pragma HLS UNROLL
-    acc[p] = of * PE + p < out_c ? acc_t(bias[of * PE + p]) : acc_t(0);
+    acc[p] = of * PE + p < out_c ? acc_t(pcd_rd_part<PE>(bias, of * PE + p)) : acc_t(0);
   }
 }
 

@@ -12,6 +12,8 @@
 #include <ap_int.h>
 #include <hls_stream.h>
 
+#include "audit.h"
+
 // One 64-bit beat: PCD_LANES feature codes (channels innermost), or raw parameter bytes.
 typedef ap_uint<64> beat_t;
 typedef hls::stream<beat_t> beat_stream;

@@ -24,10 +24,12 @@ POOL_ROWS:
   POOL_COLS:
     for (int x = 0; x < cfg.in_w; x++) {
 #pragma HLS LOOP_TRIPCOUNT min=2 max=PCD_MAX_WIDTH
+      PCD_LOOP(POOL_BEATS, 3);
     POOL_BEATS:
       for (int b = 0; b < pb; b++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_PIXEL_BEATS
 #pragma HLS PIPELINE II=1
+        PCD_ITER(POOL_BEATS);
         beat_t v = in.read();
         if (y >= 2 * cfg.out_h || x >= 2 * cfg.out_w) continue;   // dropped edge
         const bool first = (y % 2 == 0) && (x % 2 == 0);
@@ -38,8 +40,9 @@ POOL_ROWS:
           if (ch < c) {
             const int i = (x / 2) * c + ch;
             feat_t cur = lane_get(v, k);
-            feat_t m = (first || cur > rowbuf[i]) ? cur : rowbuf[i];
-            rowbuf[i] = m;
+            feat_t old = pcd_rd<PCD_LANES>(rowbuf, i);
+            feat_t m = (first || cur > old) ? cur : old;
+            pcd_wr<PCD_LANES>(rowbuf, i, m);
             if (last) packer.put(out, m);
           }
         }

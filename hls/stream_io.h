@@ -8,9 +8,13 @@
 
 // Input transfer -> beat chain. Reads exactly n beats (the DMA's TLAST is not needed).
 inline void read_input(axis_stream& in, beat_stream& out, int n) {
+  PCD_PROCESS("read_input");
+  PCD_LOOP(READ_INPUT, 2);
+READ_INPUT:
   for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    PCD_ITER(READ_INPUT);
     pcd_axis_beat b = in.read();
     out.write(b.data);
   }
@@ -18,9 +22,13 @@ inline void read_input(axis_stream& in, beat_stream& out, int n) {
 
 // Beat chain -> output transfer: TKEEP/TSTRB all ones, TLAST on the last beat only.
 inline void write_output(beat_stream& in, axis_stream& out, int n) {
+  PCD_PROCESS("write_output");
+  PCD_LOOP(WRITE_OUTPUT, 2);
+WRITE_OUTPUT:
   for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    PCD_ITER(WRITE_OUTPUT);
     pcd_axis_beat b;
     b.data = in.read();
     b.keep = -1;
@@ -32,9 +40,12 @@ inline void write_output(beat_stream& in, axis_stream& out, int n) {
 
 // A bypassed stage slot: beats straight through.
 inline void bypass(beat_stream& in, beat_stream& out, int n) {
+  PCD_LOOP(BYPASS, 2);
+BYPASS:
   for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_BEATS
+    PCD_ITER(BYPASS);
     out.write(in.read());
   }
 }
@@ -49,9 +60,12 @@ inline int bias_beats(int n_bias) { return (n_bias * 4 + 7) / 8; }
 // Burst-read `n` beats from byte offset `off` of the parameter buffer into a stream.
 inline void fetch_beats(const beat_t* params, int off, int n, beat_stream& out) {
   const beat_t* src = params + off / 8;
+  PCD_LOOP(FETCH_BEATS, 2);
+FETCH_BEATS:
   for (int i = 0; i < n; i++) {
 #pragma HLS PIPELINE II=1
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_WEIGHT_BEATS
+    PCD_ITER(FETCH_BEATS);
     out.write(src[i]);
   }
 }
@@ -61,6 +75,7 @@ inline void fetch_beats(const beat_t* params, int off, int n, beat_stream& out) 
 // its own parameter stream (PCD_STAGE_PARAM_STREAM maps a slot to its stream).
 inline void fetch_params(const beat_t* params, const PassConfig cfg,
                          beat_stream wparams[PCD_N_PARAM_STREAMS]) {
+  PCD_PROCESS("fetch_params");
   static const int stream_of[PCD_N_STAGES] = PCD_STAGE_PARAM_STREAM;
 FETCH_SLOTS:
   for (int k = 0; k < PCD_N_STAGES; k++) {

@@ -126,7 +126,7 @@ def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> Sta
     sig = (f"static void {name}(beat_stream& in, beat_stream& out, "
            + ("beat_stream& wparams, " if kind != "pool" else "")
            + "const SlotConfig cfg) {")
-    lines = [head, sig]
+    lines = [head, sig, f'  PCD_PROCESS("stage{k}");']
     if kind == "pool":
         rb = _buffer(binding, f"s{k}_rowbuf")
         elems = rb.depth * rb.lanes

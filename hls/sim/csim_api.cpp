@@ -26,6 +26,11 @@ void set_err(char* err, int errlen, const char* msg) {
 
 #define PCD_API __attribute__((visibility("default")))
 
+#ifdef PCD_AUDIT
+#include <string>
+static std::string pcd_last_audit;
+#endif
+
 extern "C" {
 
 // Compile-time facts of this build: hardware ID, stages, feature bits, lanes.
@@ -64,7 +69,13 @@ PCD_API int pcd_csim_run(const unsigned char* in, long long in_bytes, unsigned c
       b.last = (i == nb - 1) ? 1 : 0;
       s_in.write(b);
     }
+#ifdef PCD_AUDIT
+    pcd_audit::reset();   // the harness's own stream I/O is not the engine's
+#endif
     pcd_engine(s_in, s_out, pbuf.data(), desc_offset, *hw_id, *status);
+#ifdef PCD_AUDIT
+    pcd_last_audit = pcd_audit::report_json();
+#endif
     *in_left = (long long)s_in.size();
     long long n = 0;
     *n_last = 0;
@@ -89,5 +100,18 @@ PCD_API int pcd_csim_run(const unsigned char* in, long long in_bytes, unsigned c
     return -1;
   }
 }
+
+#ifdef PCD_AUDIT
+// The access audit of the last pcd_csim_run as JSON (hls/sim/audit_rt.h); returns its
+// length (copied when it fits into buf).
+PCD_API int pcd_audit_report(char* buf, int len) {
+  int n = (int)pcd_last_audit.size();
+  if (buf && len > n) {
+    std::memcpy(buf, pcd_last_audit.data(), n);
+    buf[n] = 0;
+  }
+  return n;
+}
+#endif
 
 }  // extern "C"

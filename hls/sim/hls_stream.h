@@ -19,6 +19,13 @@
 
 #define PCD_OWN_HLS_STREAM 1
 
+#ifdef PCD_AUDIT
+#include "audit_rt.h"
+#define PCD_STREAM_AUDIT(W) pcd_audit::stream_access(this, name_, W)
+#else
+#define PCD_STREAM_AUDIT(W)
+#endif
+
 namespace hls {
 
 template <typename T>
@@ -29,8 +36,12 @@ class stream {
   stream(const stream&) = delete;
   stream& operator=(const stream&) = delete;
 
-  void write(const T& v) { fifo_.push_back(v); }
+  void write(const T& v) {
+    PCD_STREAM_AUDIT(true);
+    fifo_.push_back(v);
+  }
   T read() {
+    PCD_STREAM_AUDIT(false);
     if (fifo_.empty())
       throw std::runtime_error("read from empty stream '" + name_ + "'");
     T v = fifo_.front();
