@@ -180,6 +180,36 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
 
     # --- search (co-search issue): `codesign search ...` and `codesign search report RUN`
+    p = sub.add_parser("search", help="co-search a network and its accelerator "
+                                      "(`codesign search report RUN` redraws a report)")
+    p.add_argument("action", nargs="*", metavar="report RUN",
+                   help="`report RUN`: redraw RUN's report from its journal")
+    p.add_argument("--device", default="pynq-z1")
+    p.add_argument("--data", help="data set folder (DAC-SDC layout)")
+    p.add_argument("--target-fps", type=float, help="frames per second the design must reach")
+    p.add_argument("--max-power", type=float, default=None, help="watts the board may draw")
+    p.add_argument("--budget", type=int,
+                   help="training budget in image-epochs (training images x epochs)")
+    p.add_argument("--out", help="run folder (journal, report, packages)")
+    p.add_argument("--resume", metavar="RUN", help="continue the search in RUN")
+    p.add_argument("--strategy", default="scd", choices=("scd", "random", "topdown"))
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--executor", default="local", choices=("local", "ray"))
+    p.add_argument("--address", help="Ray cluster address (with --executor ray)")
+    p.add_argument("--workers", type=int, default=2, help="local training processes")
+    p.add_argument("--sim-board", type=int, default=None, metavar="SEED",
+                   help="measure candidates on an in-process simulated board of this seed")
+    p.add_argument("--board", action="append", metavar="URL",
+                   help="a board service to measure on (repeatable)")
+    p.add_argument("--token-file", help="token file of the board services")
+    p.add_argument("--proto-epochs", type=int, default=1, help="QoR prototype epochs")
+    p.add_argument("--cand-epochs", type=int, default=2, help="candidate float epochs")
+    p.add_argument("--cand-qat-epochs", type=int, default=1, help="candidate QAT epochs")
+    p.add_argument("--final-epochs", type=int, default=8, help="winner float epochs")
+    p.add_argument("--final-qat-epochs", type=int, default=4, help="winner QAT epochs")
+    p.add_argument("--bundle-layers", type=int, default=3,
+                   help="the most convolutions in an enumerated bundle")
+    p.add_argument("--batch", type=int, default=2, help="candidates trained per step")
 
     # --- board serve (closed-loop issue)
     q = bsub.add_parser("serve", help="serve the board over HTTP: uploads, benchmark jobs, "
@@ -199,6 +229,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="QoS streams served at once (each holds one thread)")
 
     # --- demo (first-hour issue)
+    p = sub.add_parser("demo", help="the main job end to end: data, simulated board service, "
+                                    "closed-loop search, deploy, benchmark, detect, report")
+    p.add_argument("--quick", action="store_true",
+                   help="the same path with a tiny budget (about two minutes)")
+    p.add_argument("--out", default="demo-out",
+                   help="folder for everything the demo writes (its demo parts are replaced)")
+    p.add_argument("--seed", type=nonneg_int, default=1, help="seed of the data set and search")
+    p.add_argument("--board-seed", type=nonneg_int, default=3,
+                   help="seed of the simulated board's hidden physical parameters")
+    p.add_argument("--target-fps", type=positive_float, default=None,
+                   help="FPS the search must reach (default: the plan's)")
+    p.add_argument("--budget", type=positive_int, default=None,
+                   help="search budget in image-epochs (default: the plan's)")
+    p.add_argument("--workers", type=positive_int, default=2, help="local training processes")
     return ap
 
 
