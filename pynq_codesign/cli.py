@@ -210,6 +210,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--bundle-layers", type=int, default=3,
                    help="the most convolutions in an enumerated bundle")
     p.add_argument("--batch", type=int, default=2, help="candidates trained per step")
+    p.add_argument("--input", default="160x360", metavar="HxW",
+                   help="network input before the search's resize knob (default: the "
+                        "paper's 160x360)")
 
     # --- board serve (closed-loop issue)
     q = bsub.add_parser("serve", help="serve the board over HTTP: uploads, benchmark jobs, "
