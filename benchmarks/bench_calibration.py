@@ -117,7 +117,14 @@ def main() -> int:
     ap.add_argument("--frames", type=int, default=8)
     ap.add_argument("--train", type=int, default=16)
     ap.add_argument("--held-out", type=int, default=12)
+    ap.add_argument("--same-families", action="store_true",
+                    help="held-out designs of the training bundle types (other sizes and "
+                         "bit widths only): what calibration does where the model's "
+                         "structure matches the board's")
     a = ap.parse_args()
+    global HELD_OUT_FAMILIES
+    if a.same_families:
+        HELD_OUT_FAMILIES = TRAIN_FAMILIES
     seeds = [int(s) for s in a.seeds.split(",")]
     rng = np.random.default_rng(2024)
     train = draw_designs(TRAIN_FAMILIES, TRAIN_BITS, a.train, rng, "train")

@@ -168,7 +168,8 @@ class BoardClient:
     def upload(self, package_dir: str | os.PathLike) -> str:
         """Upload a package folder; its design id on the board (once per package)."""
         data = pack_package(package_dir)
-        key = hashlib.sha256(data).hexdigest()
+        # the manifest signs every file: the same manifest is the same package
+        key = hashlib.sha256((Path(package_dir) / "manifest.json").read_bytes()).hexdigest()
         if key in self._uploaded:
             return self._uploaded[key]
         body, ctype = _multipart("package", Path(package_dir).name + ".tar.gz", data)
