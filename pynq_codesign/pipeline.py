@@ -27,9 +27,12 @@ training loader does; two images whose names differ only in their suffix (``p.pn
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
 import queue
 import sys
+import tempfile
 import threading
 import time
 from collections import Counter
@@ -175,10 +178,47 @@ def read_image(path: str | Path) -> np.ndarray:
     problem = image_problem(data, p.suffix)
     if problem:
         raise UnreadableImage(p, f"cannot read this image: {problem}")
-    img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+    with decoder_messages() as said:
+        img = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
     if img is None:
         raise UnreadableImage(p, "cannot read this image: OpenCV cannot decode it")
+    if said:     # libjpeg decoded what it could and filled the rest: never a half image
+        raise UnreadableImage(p, f"cannot read this image: {said[0]}")
     return img
+
+
+_STDERR_LOCK = threading.Lock()
+_DECODER_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG", "libpng warning",
+                     "libpng error", "Invalid SOS", "Bogus")
+
+
+@contextlib.contextmanager
+def decoder_messages() -> Iterator[list[str]]:
+    """Catch what the image decoders print on stderr (libjpeg's "Corrupt JPEG data"
+    warning, which OpenCV does not report) into the list yielded; anything else written
+    to stderr meanwhile is passed on."""
+    said: list[str] = []
+    with _STDERR_LOCK:
+        sys.stderr.flush()
+        try:
+            saved = os.dup(2)
+        except OSError:                       # no stderr descriptor: nothing to catch
+            yield said
+            return
+        with tempfile.TemporaryFile() as tmp:
+            os.dup2(tmp.fileno(), 2)
+            try:
+                yield said
+            finally:
+                os.dup2(saved, 2)
+                os.close(saved)
+                tmp.seek(0)
+                text = tmp.read().decode("utf-8", "replace")
+        for line in text.splitlines():
+            if any(w in line for w in _DECODER_WARNINGS):
+                said.append(line.strip())
+            elif line.strip():
+                print(line, file=sys.stderr)
 
 
 def skipped_line(skipped: list[UnreadableImage]) -> str:
@@ -390,8 +430,9 @@ def _write_image_result(out: Path, det: Detection, fr: Frame) -> None:
     h, w = img.shape[:2]
     px = tuple(int(v) for v in to_pixels(det.box, w, h))
     truth = truth_box(fr.path)
-    if truth is not None:
-        det.extra["iou"] = float(iou(det.box, truth))
+    if truth is not None:          # scored as the XML written (pixels), as `score` would
+        scale = np.array([w, h, w, h], dtype=np.float64)
+        det.extra["iou"] = float(iou(np.asarray(px, dtype=np.float64) / scale, truth))
     dst = out / f"{det.key}.jpg"
     dst.parent.mkdir(parents=True, exist_ok=True)
     if not cv2.imwrite(str(dst), draw_box(img.copy(), det.box, det.confidence, truth)):

@@ -25,14 +25,27 @@ class OpenCVMissing(CodesignError):
     """OpenCV is not importable here."""
 
 
+#: OpenCV's and FFmpeg's own warnings are silenced: the project checks every image and
+#: video itself and reports a problem in one line (a warning before it would only confuse).
+QUIET_OPENCV_ENV = {"OPENCV_LOG_LEVEL": "ERROR", "OPENCV_FFMPEG_LOGLEVEL": "-8"}
+
+
 def cv2_module():
-    """OpenCV, imported on first use (the board image ships its own cv2)."""
+    """OpenCV, imported on first use (the board image ships its own cv2), with its and
+    FFmpeg's warnings silenced (:data:`QUIET_OPENCV_ENV`)."""
+    import os
+    for k, v in QUIET_OPENCV_ENV.items():
+        os.environ.setdefault(k, v)
     try:
         import cv2  # noqa: PLC0415
     except ImportError:  # pragma: no cover - depends on the machine
         raise OpenCVMissing("OpenCV (cv2) is needed to read and resize images: on the board "
                             "use the PYNQ image's python; on a host `pip install "
                             "opencv-python-headless`") from None
+    try:                 # cv2 imported earlier (before the environment was set)
+        cv2.setLogLevel(2)          # 2 = errors only (no [ WARN ] lines)
+    except (AttributeError, cv2.error):  # pragma: no cover - old OpenCV
+        pass
     return cv2
 
 
