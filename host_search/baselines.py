@@ -111,7 +111,8 @@ def compress(s, start: NetKnobs, order: tuple[str, ...]):
 
 
 def run_topdown(s) -> None:
-    cfg = s.cfg
+    from .bundles import BundleTemplate
+    s.templates.setdefault(BACKBONE.bundle, BundleTemplate(("dw", "pw"), (1.0, 1.0), "pool"))
     rng = s.rng(0)
     big = s.screen(BACKBONE)
     step = 0

@@ -143,7 +143,7 @@ def prototype_design(template: BundleTemplate, targets: Targets, estimator,
                      replicas: int = PROTO_REPLICAS) -> tuple[Design, dict] | None:
     """The prototype of ``template`` on its fitted overlay and its estimate; None if it fits
     the device at no parallelism."""
-    net = build_network(template, prototype_knobs(template, replicas))
+    net = build_network(template, prototype_knobs(template, replicas), targets.base_input)
     accel = fit_accelerator(net, targets, estimator)
     if accel is None:
         return None

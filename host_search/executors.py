@@ -112,9 +112,18 @@ def _safe_run(task: dict) -> dict:
 # Local worker processes.
 # ---------------------------------------------------------------------------
 
+def _die_with_parent() -> None:
+    """Linux: the worker gets SIGKILL when the search process dies (no orphan training)."""
+    try:
+        import ctypes
+        import signal
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, int(signal.SIGKILL))  # PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
 def _worker_main(conn) -> None:
-    import torch
-    torch.set_num_threads(1)
+    _die_with_parent()          # torch threads: run_task trains with threads=1
     while True:
         try:
             task = conn.recv()
@@ -192,13 +201,13 @@ class LocalExecutor:
                     if attempts[i] <= self.retries:
                         queue.insert(0, i)
                         continue
-                    res = {"status": "failed",
+                    res = {"status": "failed", "attempts": attempts[i],
                            "error": f"the worker process died (exit code {code}) on "
                                     f"{attempts[i]} attempts"}
                 if res is None:
                     continue
                 w.task = None
-                res["attempts"] = attempts[i] + 1
+                res.setdefault("attempts", attempts[i] + 1)
                 results[i] = res
                 if on_done is not None:
                     on_done(tasks[i], res)

@@ -45,8 +45,8 @@ from .executors import SPLIT_SEED, TrainTask, make_executor
 from .journal import JOURNAL, Journal, JournalError
 from .measure import EstimateSource, RatioEstimator, RawEstimator, SimBoardSource
 from .qos_model import estimate
-from .space import (Candidate, NetKnobs, Targets, build_network, design_key, realise,
-                    valid_network, fit_accelerator)
+from .space import (BASE_INPUT, Candidate, NetKnobs, Targets, build_network, design_key,
+                    fit_accelerator, realise, valid_network)
 
 STRATEGIES = ("scd", "random", "topdown")
 STRATEGY_IDS = {s: i for i, s in enumerate(STRATEGIES)}
@@ -81,6 +81,7 @@ class SearchConfig:
     keep: int = 1                   # bundles kept per QoS group
     batch: int = 2                  # candidates trained per step
     winners: int = 1
+    input: tuple[int, int] = BASE_INPUT    # network input (height, width) before resizing
     sim_board: int | None = None    # measure on an in-process simulated board of this seed
     boards: tuple[str, ...] = ()
     token_file: str | None = None
@@ -88,11 +89,13 @@ class SearchConfig:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["boards"] = list(self.boards)
+        d["input"] = list(self.input)
         return d
 
     @classmethod
     def from_dict(cls, d: dict) -> "SearchConfig":
-        return cls(**{**d, "boards": tuple(d.get("boards") or ())})
+        return cls(**{**d, "boards": tuple(d.get("boards") or ()),
+                      "input": tuple(d.get("input") or BASE_INPUT)})
 
     def check(self) -> None:
         if self.device not in device_names():
@@ -161,7 +164,8 @@ class Search:
         self.executor = executor
         self.source = source
         self.estimator = estimator
-        self.targets = Targets(cfg.target_fps, cfg.max_power_w, cfg.device)
+        self.targets = Targets(cfg.target_fps, cfg.max_power_w, cfg.device,
+                               tuple(cfg.input))
         self.templates: dict[str, BundleTemplate] = {}
         self.bundles: list[BundleInfo] = []
         self.kept: list[str] = []
@@ -372,7 +376,7 @@ def fastest_in_space(s: Search, live: list[BundleInfo]) -> tuple[float, str]:
     best, name = 0.0, ""
     for b in live:
         k = NetKnobs(b.key, 3, 8, 1.0, (0, 1, 2), 6, 6, 0.4)
-        net = build_network(b.template, k)
+        net = build_network(b.template, k, s.targets.base_input)
         if not valid_network(net):
             continue
         a = fit_accelerator(net, replace(s.targets, fps=float("inf")), s.estimator)
@@ -390,13 +394,13 @@ def run_bundles(s: Search) -> list[BundleInfo]:
         s.estimate_calls += b.estimate.get("accel", {}).get("screened", 0)
     live = [b for b in bundles if not b.dropped]
     s.bundles = bundles
-    s.progress.note(f"bundles: {len(bundles)} enumerated, {len(live)} fit {cfg.device} "
-                    f"(estimated); {s.estimate_calls} accelerator points screened")
     fastest, name = fastest_in_space(s, live)
     if fastest < cfg.target_fps:
         raise SearchError(f"no design in the search space reaches {cfg.target_fps:g} FPS on "
                           f"{cfg.device}: the fastest ({name}, smallest knobs) is estimated "
                           f"at {fastest:.1f} FPS; lower --target-fps")
+    s.progress.note(f"bundles: {len(bundles)} enumerated, {len(live)} fit {cfg.device} "
+                    f"(estimated); {s.estimate_calls} accelerator points screened")
     return live
 
 
@@ -688,6 +692,16 @@ def print_summary(result: dict) -> None:
 # The command.
 # ---------------------------------------------------------------------------
 
+def _input_size(text: str) -> tuple[int, int]:
+    try:
+        h, w = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise SearchError(f"--input {text!r}: give HEIGHTxWIDTH, e.g. 160x360")
+    if h < 16 or w < 16:
+        raise SearchError(f"--input {text}: at least 16x16")
+    return h, w
+
+
 def main(args: argparse.Namespace) -> int:
     """``codesign search ...``, ``codesign search --resume RUN``, ``codesign search report RUN``."""
     rest = list(getattr(args, "action", None) or [])
@@ -725,7 +739,7 @@ def main(args: argparse.Namespace) -> int:
             proto_epochs=args.proto_epochs, cand_epochs=args.cand_epochs,
             cand_qat_epochs=args.cand_qat_epochs, final_epochs=args.final_epochs,
             final_qat_epochs=args.final_qat_epochs, bundle_layers=args.bundle_layers,
-            batch=args.batch, sim_board=args.sim_board, boards=tuple(args.board or ()),
+            batch=args.batch, input=_input_size(args.input), sim_board=args.sim_board, boards=tuple(args.board or ()),
             token_file=args.token_file)
         cfg.check()
     result = run_search(cfg, run, args.executor, args.workers, args.address,

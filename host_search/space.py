@@ -91,9 +91,10 @@ class NetKnobs:
             out.append(max(4, min(MAX_CHANNELS, w)))
         return out
 
-    def input_size(self) -> tuple[int, int]:
-        h = int(round(BASE_INPUT[0] * self.scale / 8.0)) * 8
-        w = int(round(BASE_INPUT[1] * self.scale / 8.0)) * 8
+    def input_size(self, base: tuple[int, int] = BASE_INPUT) -> tuple[int, int]:
+        """The network input: ``base`` resized by ``scale`` (multiples of 4)."""
+        h = max(4, int(round(base[0] * self.scale / 4.0)) * 4)
+        w = max(4, int(round(base[1] * self.scale / 4.0)) * 4)
         return h, w
 
 
@@ -105,10 +106,12 @@ def down_options(depth: int) -> list[tuple[int, ...]]:
     return out
 
 
-def build_network(template, knobs: NetKnobs, decode: Decode | None = None) -> Network:
-    """The network of ``knobs`` stacked from ``template`` (a BundleTemplate)."""
+def build_network(template, knobs: NetKnobs, base_input: tuple[int, int] = BASE_INPUT,
+                  decode: Decode | None = None) -> Network:
+    """The network of ``knobs`` stacked from ``template`` (a BundleTemplate) for inputs
+    resized from ``base_input`` (height, width)."""
     decode = decode or Decode()
-    h, w = knobs.input_size()
+    h, w = knobs.input_size(base_input)
     bundles = []
     widths = knobs.widths()
     for i in range(knobs.depth):
@@ -168,6 +171,7 @@ class Targets:
     fps: float
     max_power_w: float | None = None
     device: str = "pynq-z1"
+    base_input: tuple[int, int] = BASE_INPUT     # the input size knobs resize
 
 
 def stage_chain(net: Network) -> tuple[str, ...]:
@@ -263,7 +267,7 @@ def realise(templates: dict, knobs: NetKnobs, targets: Targets, estimator,
     if cache is not None and k in cache:
         return cache[k]
     out = None
-    net = build_network(templates[knobs.bundle], knobs)
+    net = build_network(templates[knobs.bundle], knobs, targets.base_input)
     if valid_network(net):
         accel = fit_accelerator(net, targets, estimator)
         if accel is not None:
