@@ -292,6 +292,7 @@ class Search:
         if not self.source.can_measure(d):
             return
         rec = self.journal.measurement(ev.cand.key, self.source.name)
+        fresh = rec is None
         if rec is None:
             got = self.source.measure([d], seed=self.cfg.seed)[0]
             if got is None:
@@ -301,6 +302,9 @@ class Search:
         ev.qos[rec["source"]] = {k: rec.get(k) for k in ("source", "fps", "latency_ms",
                                                          "power_w", "power_source")}
         self.estimator.observe(d, estimate(d), QoSRecord.from_dict(rec))
+        entry = getattr(self.estimator, "journal_entry", lambda: None)()
+        if fresh and entry is not None:      # corrections + error before/after (calibrate)
+            self.journal.add_calibration({**entry, "design_key": ev.cand.key})
         self._cache.clear()          # the estimator changed: screen again
 
     # --- results ---------------------------------------------------------------------------

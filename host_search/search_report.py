@@ -78,8 +78,9 @@ def collect(j: Journal) -> dict:
         q = _best_qos(row, meas)
         row.update(fps=q.get("fps"), fps_source=q.get("source"), power_w=q.get("power_w"))
         cands.append(row)
+    cals = [json.loads(r["data"]) for r in j.rows("calibrations")]
     return {"config": cfg, "estimates": est, "cands": cands, "steps": j.steps(),
-            "bundles": j.bundles(), "measurements": meas,
+            "bundles": j.bundles(), "measurements": meas, "calibrations": cals,
             "finished": j.get_meta("finished") is not None}
 
 
@@ -255,6 +256,24 @@ def write_report(run: Path) -> Path:
         [[b["key"], b["stage"], (b["estimate"] or {}).get("max_fps"),
           (b["estimate"] or {}).get("dsp"), (b["estimate"] or {}).get("bram18"), b["iou"],
           b["grp"], b["dropped"] or "kept"] for b in d["bundles"]]))
+    if d["calibrations"]:                # closed loop: host_search.calibrate's entries
+        pct = lambda x: None if x is None else f"{100 * x:+.1f}%"  # noqa: E731
+        parts.append(
+            "<h2>Estimated against measured, before and after calibration</h2><p>Each row "
+            "is one measurement in the order the search took them: the FPS and power "
+            "measured (source as labelled), and the estimate's error on that design from "
+            "the raw model, the calibration before this measurement, and after it.</p>"
+            + _table(["design", "source", "FPS measured", "FPS error raw", "before", "after",
+                      "power W", "power source", "power error raw", "before", "after",
+                      "FPS MAPE all measured: raw / calibrated"],
+                     [[c.get("design_key", c["design"]), c.get("source"),
+                       c["measured_fps"], pct(c["fps_error_raw"]),
+                       pct(c["fps_error_before"]), pct(c["fps_error_after"]),
+                       c.get("measured_power_w"), c.get("power_source"),
+                       pct(c.get("power_error_raw")), pct(c.get("power_error_before")),
+                       pct(c.get("power_error_after")),
+                       f"{c.get('fps_mape_raw_all')}% / {c.get('fps_mape_calibrated_all')}%"]
+                      for c in d["calibrations"]]))
     parts.append("<h2>Trained candidates</h2>" + _table(
         ["evaluation", "step", "status", "IoU fixed", "IoU float", "FPS", "FPS source",
          "image-epochs"],

@@ -234,3 +234,40 @@ def test_calibration_corrects_and_journals_and_chooses(tmp_path):
     fake = SimpleNamespace(fps=np.array([10.0, 20.0, 30.0]), sigma_fps=np.array([1.0] * 3),
                            power_w=np.array([2.0] * 3), sigma_power=np.array([0.1] * 3))
     assert est.choose(fake, 2, target_fps=29.0) == [2, 1]
+
+
+@needs_service
+@pytest.mark.slow
+def test_search_with_a_board_service_end_to_end(tmp_path):
+    """`codesign board serve --sim` + `codesign search --board URL`: candidates measured
+    on the service, labelled simulated in the journal, calibrations journalled and shown."""
+    import json
+    import sqlite3
+    import subprocess
+    import sys
+    s = Service(tmp_path / "sdata", tmp_path / "tok").start()
+    try:
+        cli = [sys.executable, "-m", "pynq_codesign.cli"]
+        r = subprocess.run(cli + ["data", "synth", "--out", str(tmp_path / "d"), "--n", "12",
+                                  "--seed", "5"], capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0, r.stderr
+        run = tmp_path / "run"
+        r = subprocess.run(cli + [
+            "search", "--data", str(tmp_path / "d"), "--out", str(run), "--bundle-layers", "1",
+            "--input", "32x72", "--cand-epochs", "1", "--cand-qat-epochs", "1",
+            "--final-epochs", "1", "--final-qat-epochs", "1", "--target-fps", "30",
+            "--budget", "80", "--workers", "2", "--board", s.url, "--token-file",
+            str(s.token_file)], capture_output=True, text=True, timeout=900)
+        assert r.returncode == 0, r.stderr[-2000:]
+        con = sqlite3.connect(run / "journal.sqlite")
+        meas = [json.loads(x[0]) for x in con.execute("SELECT record FROM measurements")]
+        assert meas and all(m["source"] == "simulated" and m["power_source"] == "simulated"
+                            for m in meas)
+        cals = [json.loads(x[0]) for x in con.execute("SELECT data FROM calibrations")]
+        assert cals and all("fps_error_after" in c and "corrections" in c for c in cals)
+        assert "before and after calibration" in (run / "report" / "report.html").read_text()
+        jobs = json.loads(__import__("urllib.request").request.urlopen(
+            s.url + "/api/v1/jobs").read())["jobs"]
+        assert len(jobs) >= len(meas)
+    finally:
+        s.kill("TERM")
