@@ -39,19 +39,20 @@ import numpy as np
 
 from pynq_codesign.design import Design
 from pynq_codesign.qos import QoSRecord
-from pynq_codesign.wire import feature_elem_bytes
+from pynq_codesign.wire import BEAT_BYTES, feature_elem_bytes
 
 from .qos_model import BatchEstimate, DesignBatch, estimate_batch, layer_shapes
 
 #: Stage kinds whose compute has its own (small) deviation from the shared factor.
 KINDS = ("dw", "pw", "conv3", "pool")
 #: Latency features, their prior means and standard deviations (factors on the terms).
-#: ``buffer_kb``: passes x the largest feature-map buffer (kB), the driver's whole-buffer
-#: cache flush / invalidate per pass (ms per kB; the model has no such term: prior 0).
+#: ``buffer_kb``: kB of buffers the driver flushes / invalidates whole per pass (cacheable
+#: buffers: the send buffer, then the receive buffer), ms per kB; the model has no such
+#: term (prior 0).
 LAT_FEATURES = ("overhead", "weights", "transfer", "compute") + tuple(
     f"compute_{k}" for k in KINDS) + ("buffer_kb",)
 LAT_PRIOR_MEAN = np.array([1.0, 1.0, 1.0, 1.0] + [0.0] * len(KINDS) + [0.0])
-LAT_PRIOR_SD = np.array([1.5, 1.5, 0.7, 0.7] + [0.15] * len(KINDS) + [0.005])
+LAT_PRIOR_SD = np.array([3.0, 1.5, 0.7, 0.7] + [0.15] * len(KINDS) + [0.005])
 #: Features whose factor cannot be negative (a term never saves time).
 LAT_NONNEG = np.array([True] * 4 + [False] * len(KINDS) + [True])
 #: Power features: intercept (W), model static, model fabric, GMAC/s, GB/s.
@@ -89,13 +90,24 @@ class Features:
         comp = {k: t.get(f"compute_{k}", z) for k in KINDS}
         shp = layer_shapes(batch)
         eb = np.asarray([feature_elem_bytes(int(f)) for f in batch.feature_bits], np.float64)
-        biggest = np.max([np.maximum(s.in_h * s.in_w * s.in_c, s.out_h * s.out_w * s.out_c)
-                          for s in shp], axis=0) * eb / 1024.0
-        passes = np.zeros((n, nb))
-        for ps in batch.topology.passes:
-            passes[:, ps.bundle] += 1
+        lanes = BEAT_BYTES // eb
+
+        def kb(c, h, w):                  # a map's bytes in DDR (channels padded to a beat)
+            return h * w * np.ceil(c / lanes) * lanes * eb / 1024.0
+        topo = batch.topology
+        pin = [kb(shp[ps.layers[0]].in_c, shp[ps.layers[0]].in_h, shp[ps.layers[0]].in_w)
+               for ps in topo.passes]
+        pout = [kb(shp[ps.layers[-1]].out_c, shp[ps.layers[-1]].out_h,
+                   shp[ps.layers[-1]].out_w) for ps in topo.passes]
+        largest = np.max([np.maximum(a, b) for a, b in zip(pin, pout)], axis=0)
+        # the driver flushes the whole send buffer and invalidates the whole receive
+        # buffer of every pass (cacheable buffers): the input buffer, then ping-pong
+        # buffers of the largest map
+        cache_kb = np.zeros((n, nb))
+        for j, ps in enumerate(topo.passes):
+            cache_kb[:, ps.bundle] += (pin[0] if j == 0 else largest) + largest
         cols = [t.get("overhead", z), t.get("weights", z), t.get("transfer", z),
-                sum(comp.values())] + [comp[k] for k in KINDS] + [passes * biggest[:, None]]
+                sum(comp.values())] + [comp[k] for k in KINDS] + [cache_kb]
         lat = np.stack(cols, axis=2)
         first, last = shp[0], shp[-1]
         in_kb = first.in_h * first.in_w * first.in_c / 1000.0
