@@ -12,6 +12,8 @@
 // In synthesis and in the plain g++ build every hook is empty:
 //
 //   PCD_PROCESS("name")            first statement of a dataflow process
+//   PCD_SUBPROCESS("name")         the same inside a stage's own dataflow region
+//                                  ("stage0/unpack")
 //   PCD_LOOP(LABEL, DEPTH);        just before a pipelined loop (one entry: fill + drain)
 //   PCD_ITER(LABEL);               first statement of the pipelined loop's body
 //   pcd_rd<LANES>(bank, i)         read element i of a memory bank of LANES-element words
@@ -26,6 +28,7 @@
 #ifdef PCD_AUDIT
 #include "sim/audit_rt.h"
 #define PCD_PROCESS(NAME) pcd_audit::Process pcd_audit_process_(NAME)
+#define PCD_SUBPROCESS(NAME) pcd_audit::Process pcd_audit_process_(NAME, true)
 #define PCD_LOOP(LABEL, DEPTH) pcd_audit::Loop LABEL##_audit_(#LABEL, (DEPTH))
 #define PCD_ITER(LABEL) pcd_audit::Iter LABEL##_iter_(LABEL##_audit_)
 #define PCD_MAXI_READ(N) pcd_audit::maxi_reads(N)
@@ -53,6 +56,7 @@ inline void pcd_wr_part(T* arr, long i, const T& v) {
 }
 #else
 #define PCD_PROCESS(NAME)
+#define PCD_SUBPROCESS(NAME)
 #define PCD_LOOP(LABEL, DEPTH)
 #define PCD_ITER(LABEL)
 #define PCD_MAXI_READ(N)

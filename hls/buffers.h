@@ -1,108 +1,67 @@
-// pynq-codesign: the stage memories and the pixel packer.
+// pynq-codesign: the stage memories and the sliding 3x3 window.
 //
-// The buffers are the ones host_search/binding.py lists and the QoS model counts
-// (docs/accelerator.md): the generated stage wrappers declare them with their
-// BIND_STORAGE / ARRAY_PARTITION / ARRAY_RESHAPE directives; the kernels here only index
-// them. Elements of a row are stored unpadded, channels innermost (x * C + c).
+// The memories are the ones host_search/binding.py lists and the QoS model counts
+// (docs/accelerator.md); the generated stage wrappers declare them with their
+// BIND_STORAGE / ARRAY_PARTITION directives, the kernels here only index them, always
+// one whole word (R codes of one pixel, fword<R>) per access, at most one read and one
+// write per bank per cycle (ram_s2p):
 //
-// * line buffer (dw, conv3): a ring of ROWS input rows (ROWS = 3 * ceil((2R + 2) / 3):
-//   the R + 2 rows a band's 3x3 windows read plus the R rows of the next band), banked by
-//   row mod 3 so that a window reads its three rows at once. Row y is in bank y % 3, row
-//   slot (y / 3) % (ROWS / 3). Taps outside the map read as 0 (padding is never stored).
-// * band buffer (pw): R rows, double-buffered (ping-pong halves by band parity).
-// * row buffer (pool): one row of horizontal pair maxima.
+// * line buffer (dw, conv3): 3 banks of one input row each (row y in bank y % 3), W x
+//   ceil(C/R) words: the two rows above the incoming one are read while the incoming row
+//   is written into the third bank.
+// * column history (dw, conv3): 6 banks (2 columns x 3 rows) of ceil(C/R) words: the
+//   window's two older columns for every fold, shifted one column per step (the
+//   sliding-window register of finn-hlslib's ConvolutionInputGenerator, kept per fold
+//   in memory because the fold count is a run-time value).
+// * pixel buffer (pw): 2 banks (ping-pong by pixel parity) of ceil(C/SIMD) words.
+// * row buffer (pool): one row of horizontal pair maxima, beats as words.
 #ifndef PCD_BUFFERS_H
 #define PCD_BUFFERS_H
 
 #include "pcd_types.h"
 
-// Packs a pixel's output codes, channel by channel, into pixel-padded beats.
-class BeatPacker {
- public:
-  BeatPacker() : cur_(0), lane_(0) {}
-  void put(beat_stream& out, const feat_t& v) {
+// The 3x3 window of fold f at step (yi, xi) of the raster scan over an h x w map, with
+// padding 1: rows yi-2, yi-1 come from the line buffer (banks b0, b1), row yi is
+// `bottom` (the incoming word, or re-read by the caller); columns xi-2, xi-1 from the
+// column history, column xi is the new one. Taps outside the map read as zero.
+// win[ky][kx]: ky 0..2 = rows yi-2..yi, kx 0..2 = columns xi-2..xi. With `shift`, the
+// history moves one column on (the last use of this step's column).
+template <int R, int LW, int CW>
+inline void window_fold(typename fword<R>::t line[3][LW], typename fword<R>::t cols[6][CW],
+                        int f, int cw, int yi, int xi, int h, int w, int b0, int b1,
+                        const typename fword<R>::t& bottom, bool shift,
+                        typename fword<R>::t win[3][3]) {
 #pragma HLS INLINE
-    lane_set(cur_, lane_, v);
-    if (++lane_ == PCD_LANES) {
-      out.write(cur_);
-      cur_ = 0;
-      lane_ = 0;
-    }
-  }
-  // End of a pixel: the partly filled beat goes out with zero padding lanes.
-  void end_pixel(beat_stream& out) {
-#pragma HLS INLINE
-    if (lane_ != 0) {
-      out.write(cur_);
-      cur_ = 0;
-      lane_ = 0;
-    }
-  }
- private:
-  beat_t cur_;
-  int lane_;
-};
-
-// Stores the lanes of beat `b` of a pixel (channels < c) at elements base + ch.
-template <int N, int ML>
-inline void store_lanes(feat_t mem[N], int base, const beat_t& beat, int b, int c) {
-#pragma HLS INLINE
-  for (int k = 0; k < PCD_LANES; k++) {
+  typedef typename fword<R>::t word;
+  const bool col_ok = xi < w;
+  const int a = xi * cw + f;
+  word nw[3];
+#pragma HLS ARRAY_PARTITION variable=nw complete
+  nw[0] = (yi >= 2 && col_ok) ? pcd_rd<1>(line[b0], a) : word(0);
+  nw[1] = (yi >= 1 && col_ok) ? pcd_rd<1>(line[b1], a) : word(0);
+  nw[2] = (yi < h && col_ok) ? bottom : word(0);
+  for (int r = 0; r < 3; r++) {
 #pragma HLS UNROLL
-    int ch = b * PCD_LANES + k;
-    if (ch < c) pcd_wr<ML>(mem, base + ch, lane_get(beat, k));
-  }
-}
-
-// Element offset of row y's slot inside its bank of a ring of ROWS rows.
-template <int ROWS, int ROW_ELEMS>
-inline int ring_slot(int y) {
-#pragma HLS INLINE
-  return ((y / 3) % (ROWS / 3)) * ROW_ELEMS;
-}
-
-// One input row (w pixels of c channels) from the stream into the line buffer.
-template <int ROWS, int ROW_ELEMS, int ML>
-void load_line_row(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int y, int w,
-                   int c) {
-  const int pb = pixel_beats(c);
-  const int base = ring_slot<ROWS, ROW_ELEMS>(y);
-LOAD_ROW:
-  for (int x = 0; x < w; x++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
-    PCD_LOOP(LOAD_ROW_BEATS, 2);
-  LOAD_ROW_BEATS:
-    for (int b = 0; b < pb; b++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_PIXEL_BEATS
-#pragma HLS PIPELINE II=1
-      PCD_ITER(LOAD_ROW_BEATS);
-      beat_t beat = in.read();
-      store_lanes<ROWS / 3 * ROW_ELEMS, ML>(line[y % 3], base + x * c, beat, b, c);
+    const word o = xi >= 1 ? pcd_rd<1>(cols[r], f) : word(0);
+    const word q = xi >= 2 ? pcd_rd<1>(cols[3 + r], f) : word(0);
+    win[r][0] = q;
+    win[r][1] = o;
+    win[r][2] = nw[r];
+    if (shift) {
+      pcd_wr<1>(cols[3 + r], f, o);
+      pcd_wr<1>(cols[r], f, nw[r]);
     }
   }
 }
 
-// Loads input rows into the line buffer until every row the 3x3 windows of output row
-// `oy` read (stride `s`, map height `h`) is there; `loaded` counts the rows so far.
-template <int ROWS, int ROW_ELEMS, int ML>
-void fill_window_rows(beat_stream& in, feat_t line[3][ROWS / 3 * ROW_ELEMS], int& loaded,
-                      int oy, int s, int h, int w, int c) {
-  const int need = s * oy + 1 < h - 1 ? s * oy + 1 : h - 1;   // the window's last row
-FILL_ROWS:
-  while (loaded <= need) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=2
-    load_line_row<ROWS, ROW_ELEMS, ML>(in, line, loaded, w, c);
-    loaded++;
-  }
+// Whether step (yi, xi) ends an output pixel's window (stride 1 or 2, padding 1).
+inline bool window_emits(int yi, int xi, int stride) {
+#pragma HLS INLINE
+  return stride == 1 ? (yi >= 1 && xi >= 1) : ((yi & 1) && (xi & 1));
 }
 
-// Tap (y, x) channel ch of the 3x3 window: the stored code, or 0 outside the map.
-template <int ROWS, int ROW_ELEMS, int ML>
-inline feat_t line_tap(const feat_t line[3][ROWS / 3 * ROW_ELEMS], int y, int x, int ch,
-                       int h, int w, int c) {
-#pragma HLS INLINE
-  if (y < 0 || y >= h || x < 0 || x >= w || ch >= c) return feat_t(0);
-  return pcd_rd<ML>(line[y % 3], ring_slot<ROWS, ROW_ELEMS>(y) + x * c + ch);
-}
+// Steps of the raster scan over an h x w map (one extra row and column drain the
+// window at the bottom and right edges).
+inline long window_steps(int h, int w) { return (long)(h + 1) * (w + 1); }
 
 #endif  // PCD_BUFFERS_H

@@ -10,14 +10,26 @@
 
 #include "pcd_types.h"
 
-// Word `i` (int32) of the descriptor at byte `off`.
-inline int desc_word(const beat_t* params, int off, int i) {
+// Word `i` (int32) of a descriptor copied on chip (beats of two words, little-endian).
+inline int desc_word(const beat_t desc[PCD_DESC_BEATS], int i) {
 #pragma HLS INLINE
-  int byte = off + 4 * i;
-  PCD_MAXI_READ(1);
-  beat_t b = params[byte / 8];
-  ap_int<32> w = (byte % 8) ? b.range(63, 32) : b.range(31, 0);
+  beat_t b = desc[i / 2];
+  ap_int<32> w = (i % 2) ? b.range(63, 32) : b.range(31, 0);
   return w.to_int();
+}
+
+// Beats [first, first + n) of the descriptor at byte `off` onto the chip: one m_axi burst.
+inline void read_desc_beats(const beat_t* params, int off, beat_t desc[PCD_DESC_BEATS],
+                            int first, int n) {
+  const beat_t* src = params + off / 8;
+  PCD_LOOP(DESC_BURST, 2);
+DESC_BURST:
+  for (int i = first; i < first + n; i++) {
+#pragma HLS PIPELINE II=1
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_DESC_BEATS
+    PCD_ITER(DESC_BURST);
+    desc[i] = src[i];
+  }
 }
 
 inline int stage_kind(int k) {
@@ -44,6 +56,12 @@ inline long long weight_words(const SlotConfig& s, int k) {
 inline long long stage_row_elems(int k) {
   static const int rows[PCD_N_STAGES] = PCD_STAGE_ROW_ELEMS;
   return rows[k];
+}
+
+// Codes per word of the stage's memories (pixels padded to whole words).
+inline int stage_word_lanes(int k) {
+  static const int lanes[PCD_N_STAGES] = PCD_STAGE_WORD_LANES;
+  return lanes[k];
 }
 
 inline int stage_weight_words(int k) {
@@ -79,19 +97,29 @@ inline void load_descriptor(const beat_t* params, int off, PassConfig& cfg) {
 #pragma HLS UNROLL
     cfg.slot[k].active = false;
   }
-  unsigned magic = (unsigned)desc_word(params, off, PCD_H_MAGIC);
-  cfg.n_layers = desc_word(params, off, PCD_H_N_LAYERS);
+  beat_t desc[PCD_DESC_BEATS];
+  const int head_beats = (PCD_HEADER_WORDS + 1) / 2;
+  if (off % 8 != 0) {
+    cfg.status = STATUS_BAD_MAGIC;
+    cfg.n_layers = 0;
+    return;
+  }
+  read_desc_beats(params, off, desc, 0, head_beats);
+  unsigned magic = (unsigned)desc_word(desc, PCD_H_MAGIC);
+  cfg.n_layers = desc_word(desc, PCD_H_N_LAYERS);
   if (magic != PCD_DESC_MAGIC || off % 8 != 0 || cfg.n_layers < 0 ||
       cfg.n_layers > PCD_N_STAGES) {
     cfg.status = STATUS_BAD_MAGIC;
     cfg.n_layers = 0;
     return;
   }
-  int c = desc_word(params, off, PCD_H_IN_C), h = desc_word(params, off, PCD_H_IN_H),
-      w = desc_word(params, off, PCD_H_IN_W);
-  int oc = desc_word(params, off, PCD_H_OUT_C), oh = desc_word(params, off, PCD_H_OUT_H),
-      ow = desc_word(params, off, PCD_H_OUT_W);
+  int c = desc_word(desc, PCD_H_IN_C), h = desc_word(desc, PCD_H_IN_H),
+      w = desc_word(desc, PCD_H_IN_W);
+  int oc = desc_word(desc, PCD_H_OUT_C), oh = desc_word(desc, PCD_H_OUT_H),
+      ow = desc_word(desc, PCD_H_OUT_W);
   if (cfg.n_layers == 0) return;   // a probe: sets hw_id, moves nothing
+  read_desc_beats(params, off, desc, head_beats,
+                  (PCD_HEADER_WORDS + cfg.n_layers * PCD_LAYER_WORDS + 1) / 2 - head_beats);
   if (!shape_fits(c, h, w) || !shape_fits(oc, oh, ow)) {
     cfg.status = STATUS_TOO_BIG;
     return;
@@ -104,7 +132,7 @@ LOAD_ENTRIES:
   for (int i = 0; i < cfg.n_layers; i++) {
 #pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_N_STAGES
     int e = PCD_HEADER_WORDS + i * PCD_LAYER_WORDS;
-    int k = desc_word(params, off, e + PCD_L_SLOT);
+    int k = desc_word(desc, e + PCD_L_SLOT);
     if (k <= last_slot || k >= PCD_N_STAGES) {   // slots in chain order, each once
       cfg.status = STATUS_BAD_CHAIN;
       return;
@@ -112,22 +140,22 @@ LOAD_ENTRIES:
     last_slot = k;
     SlotConfig& s = cfg.slot[k];
     s.active = true;
-    s.kind = desc_word(params, off, e + PCD_L_TYPE);
-    s.in_c = desc_word(params, off, e + PCD_L_IN_C);
-    s.in_h = desc_word(params, off, e + PCD_L_IN_H);
-    s.in_w = desc_word(params, off, e + PCD_L_IN_W);
-    s.out_c = desc_word(params, off, e + PCD_L_OUT_C);
-    s.out_h = desc_word(params, off, e + PCD_L_OUT_H);
-    s.out_w = desc_word(params, off, e + PCD_L_OUT_W);
-    s.stride = desc_word(params, off, e + PCD_L_STRIDE);
-    s.act = desc_word(params, off, e + PCD_L_ACTIVATION);
-    s.shift = desc_word(params, off, e + PCD_L_SHIFT);
-    s.out_min = desc_word(params, off, e + PCD_L_OUT_MIN);
-    s.out_max = desc_word(params, off, e + PCD_L_OUT_MAX);
-    s.weight_offset = desc_word(params, off, e + PCD_L_WEIGHT_OFFSET);
-    s.bias_offset = desc_word(params, off, e + PCD_L_BIAS_OFFSET);
-    ap_uint<32> lo = desc_word(params, off, e + PCD_L_RELU6_LO);
-    ap_uint<32> hi = desc_word(params, off, e + PCD_L_RELU6_HI);
+    s.kind = desc_word(desc, e + PCD_L_TYPE);
+    s.in_c = desc_word(desc, e + PCD_L_IN_C);
+    s.in_h = desc_word(desc, e + PCD_L_IN_H);
+    s.in_w = desc_word(desc, e + PCD_L_IN_W);
+    s.out_c = desc_word(desc, e + PCD_L_OUT_C);
+    s.out_h = desc_word(desc, e + PCD_L_OUT_H);
+    s.out_w = desc_word(desc, e + PCD_L_OUT_W);
+    s.stride = desc_word(desc, e + PCD_L_STRIDE);
+    s.act = desc_word(desc, e + PCD_L_ACTIVATION);
+    s.shift = desc_word(desc, e + PCD_L_SHIFT);
+    s.out_min = desc_word(desc, e + PCD_L_OUT_MIN);
+    s.out_max = desc_word(desc, e + PCD_L_OUT_MAX);
+    s.weight_offset = desc_word(desc, e + PCD_L_WEIGHT_OFFSET);
+    s.bias_offset = desc_word(desc, e + PCD_L_BIAS_OFFSET);
+    ap_uint<32> lo = desc_word(desc, e + PCD_L_RELU6_LO);
+    ap_uint<32> hi = desc_word(desc, e + PCD_L_RELU6_HI);
     s.relu6 = (wide_t(ap_int<32>(hi)) << 32) | wide_t(lo);
     if (s.kind != stage_kind(k) || s.stride < 1 || s.stride > 2 ||
         (s.kind != KIND_DW && s.kind != KIND_CONV3 && s.stride != 1) ||
@@ -136,7 +164,8 @@ LOAD_ENTRIES:
       return;
     }
     if (!shape_fits(s.in_c, s.in_h, s.in_w) || !shape_fits(s.out_c, s.out_h, s.out_w) ||
-        (long long)s.in_w * s.in_c > stage_row_elems(k) ||
+        (long long)s.in_w * ((s.in_c + stage_word_lanes(k) - 1) / stage_word_lanes(k)) *
+                stage_word_lanes(k) > stage_row_elems(k) ||
         layer_weights(s) > stage_max_weights(k) || weight_words(s, k) > stage_weight_words(k)) {
       cfg.status = STATUS_TOO_BIG;
       return;
@@ -165,6 +194,22 @@ LOAD_ENTRIES:
     cw = s.out_w;
   }
   if (cc != oc || ch != oh || cw != ow) cfg.status = STATUS_BAD_CHAIN;
+}
+
+// What the parameter fetch reads in this pass: each active convolution's weights and
+// biases (offsets and beats), computed once before the dataflow region.
+inline FetchPlan make_plan(const PassConfig& cfg) {
+  FetchPlan p;
+  for (int k = 0; k < PCD_N_STAGES; k++) {
+#pragma HLS UNROLL
+    const SlotConfig& s = cfg.slot[k];
+    const bool conv = s.active && s.kind != KIND_POOL;
+    p.woff[k] = conv ? s.weight_offset : 0;
+    p.boff[k] = conv ? s.bias_offset : 0;
+    p.wbeats[k] = conv ? (int)((layer_weights(s) * PCD_WEIGHT_BYTES + 7) / 8) : 0;
+    p.bbeats[k] = conv ? (s.out_c * 4 + 7) / 8 : 0;
+  }
+  return p;
 }
 
 #endif  // PCD_DESCRIPTOR_H

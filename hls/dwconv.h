@@ -1,85 +1,103 @@
 // pynq-codesign: DW-Conv3x3 stage (depthwise 3x3, padding 1, stride 1 or 2).
 //
-// PE channels per cycle with 9 multipliers each (one per tap). Input rows stream into the
-// line buffer (buffers.h); an output row is computed as soon as the three input rows of
-// its windows are there, so this stage works on one row band while the stages around it
-// work on theirs. Weights: word f of the weight memory holds channels f*PE .. f*PE+PE-1,
-// 9 taps each (index f*9*PE + p*9 + tap); biases are banked by channel % PE.
+// PE channels per cycle with 9 multipliers each (one per tap). The stage is a dataflow
+// region of three processes: unpack (beats -> words of PE channels), compute, pack
+// (words -> beats). compute loads the layer's weights, then runs ONE pipelined loop over
+// the raster scan of the input map, (H + 1) x (W + 1) steps of ceil(C / PE) folds each:
+// every iteration stores the incoming word of row y into the line buffer while it reads
+// the two rows above and the column history (buffers.h), and every step that completes
+// a window emits the output pixel's fold: loading and computing overlap, no loop is
+// nested inside the pipeline, each memory bank and each stream sees at most one read and
+// one write per iteration.
 #ifndef PCD_DWCONV_H
 #define PCD_DWCONV_H
 
 #include "buffers.h"
+#include "convert.h"
+#include "fold.h"
 #include "mul.h"
 #include "requant.h"
 #include "stream_io.h"
 
-template <int PE, int WN, int BN>
-void load_dw_params(beat_stream& wparams, const SlotConfig& cfg, wgt_t w[WN], bias_t bias[BN]) {
-  ParamReader rd(wparams);
-DW_WEIGHTS:
-  for (int c = 0; c < cfg.in_c; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_CHANNELS
-    PCD_LOOP(DW_WEIGHT_TAPS, 2);
-  DW_WEIGHT_TAPS:
-    for (int t = 0; t < 9; t++) {
+// Cycles from a dw iteration's reads to its output word (memory, multiply, adder tree,
+// requantiser, stream).
+static const int DW_DEPTH = 2 + 3 + 4 + 4 + 1;
+
+template <int PE, int LW, int CW, int WN, int BN, typename MUL>
+void dw_compute(typename fword<PE>::stream& in, typename fword<PE>::stream& out,
+                beat_stream& wparams, const SlotConfig cfg,
+                typename fword<PE>::t line[3][LW], typename fword<PE>::t cols[6][CW],
+                typename wword<9>::t w[PE][WN], bias_t bias[PE][BN]) {
+  PCD_SUBPROCESS("compute");
+  typedef typename fword<PE>::t word;
+  load_weights<PE, 9, WN, BN>(wparams, cfg.in_c, 9, w, bias);
+  const RequantConsts rq = make_requant(cfg);
+  const int h = cfg.in_h, wd = cfg.in_w, st = cfg.stride;
+  const int cw = pixel_words<PE>(cfg.in_c);
+  const long total = window_steps(h, wd) * cw;
+  int f = 0, xi = 0, yi = 0, b0 = 1, b1 = 2, b2 = 0;   // banks of rows yi-2, yi-1, yi
+  PCD_LOOP(DW_MAP, DW_DEPTH);
+DW_MAP:
+  for (long i = 0; i < total; i++) {
 #pragma HLS PIPELINE II=1
-      PCD_ITER(DW_WEIGHT_TAPS);
-      pcd_wr<9 * PE>(w, (c / PE) * 9 * PE + (c % PE) * 9 + t, rd.weight());
+#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_TRIP_MAP_WORDS
+    PCD_ITER(DW_MAP);
+    const bool in_ok = yi < h && xi < wd;
+    const word bottom = in_ok ? in.read() : word(0);
+    if (in_ok) pcd_wr<1>(line[b2], xi * cw + f, bottom);
+    word win[3][3];
+#pragma HLS ARRAY_PARTITION variable=win complete dim=0
+    window_fold<PE, LW, CW>(line, cols, f, cw, yi, xi, h, wd, b0, b1, bottom, true, win);
+    if (window_emits(yi, xi, st)) {
+      word o = 0;
+      for (int p = 0; p < PE; p++) {
+#pragma HLS UNROLL
+        const typename wword<9>::t wp = pcd_rd<1>(w[p], f);
+        acc_t acc = pcd_rd<1>(bias[p], f);
+        for (int t = 0; t < 9; t++) {
+#pragma HLS UNROLL
+          acc += mul(word_get<PE>(win[t / 3][t % 3], p), wword_get<9>(wp, t), MUL());
+        }
+        word_set<PE>(o, p, requant(acc, rq));
+      }
+      out.write(o);
     }
-  }
-  rd.align();
-  PCD_LOOP(DW_BIAS, 2);
-DW_BIAS:
-  for (int c = 0; c < cfg.in_c; c++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_CHANNELS
-#pragma HLS PIPELINE II=1
-    PCD_ITER(DW_BIAS);
-    pcd_wr_part<PE>(bias, c, bias_t(rd.bias()));
+    if (++f == cw) {
+      f = 0;
+      if (++xi == wd + 1) {
+        xi = 0;
+        yi++;
+        const int nb = b0;   // the bank of row yi-2 takes the next incoming row
+        b0 = b1;
+        b1 = b2;
+        b2 = nb;
+      }
+    }
   }
 }
 
-template <int PE, int ROWS, int ROW_ELEMS, int WN, int BN, typename MUL>
+template <int PE, int LW, int CW, int WN, int BN, typename MUL>
+void dw_region(beat_stream& in, beat_stream& out, beat_stream& wparams, const SlotConfig cfg,
+               typename fword<PE>::t line[3][LW], typename fword<PE>::t cols[6][CW],
+               typename wword<9>::t w[PE][WN], bias_t bias[PE][BN]) {
+#pragma HLS DATAFLOW
+  typename fword<PE>::stream win("dw_words_in"), wout("dw_words_out");
+#pragma HLS STREAM variable=win depth=PCD_WORD_FIFO_DEPTH
+#pragma HLS STREAM variable=wout depth=PCD_WORD_FIFO_DEPTH
+  unpack_words<PE>(in, win, cfg.in_h * cfg.in_w, cfg.in_c);
+  dw_compute<PE, LW, CW, WN, BN, MUL>(win, wout, wparams, cfg, line, cols, w, bias);
+  pack_words<PE>(wout, out, cfg.out_h * cfg.out_w, cfg.out_c);
+}
+
+template <int PE, int LW, int CW, int WN, int BN, typename MUL>
 void dw_stage(beat_stream& in, beat_stream& out, beat_stream& wparams, const SlotConfig cfg,
-              feat_t line[3][ROWS / 3 * ROW_ELEMS], wgt_t w[WN], bias_t bias[BN]) {
+              typename fword<PE>::t line[3][LW], typename fword<PE>::t cols[6][CW],
+              typename wword<9>::t w[PE][WN], bias_t bias[PE][BN]) {
   if (!cfg.active) {
     bypass(in, out, cfg.in_beats);
     return;
   }
-  load_dw_params<PE, WN, BN>(wparams, cfg, w, bias);
-  const int c = cfg.in_c, h = cfg.in_h, wd = cfg.in_w, s = cfg.stride;
-  const int folds = (c + PE - 1) / PE;
-  const int ML = PE > PCD_LANES ? PE : PCD_LANES;   // elements per line-buffer word
-  BeatPacker packer;
-  int loaded = 0;   // input rows in the line buffer so far
-DW_ROWS:
-  for (int oy = 0; oy < cfg.out_h; oy++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
-    fill_window_rows<ROWS, ROW_ELEMS, ML>(in, line, loaded, oy, s, h, wd, c);
-  DW_COLS:
-    for (int ox = 0; ox < cfg.out_w; ox++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_WIDTH
-      PCD_LOOP(DW_FOLDS, 14);
-    DW_FOLDS:
-      for (int f = 0; f < folds; f++) {
-#pragma HLS LOOP_TRIPCOUNT min=1 max=PCD_MAX_CHANNELS
-#pragma HLS PIPELINE II=1
-        PCD_ITER(DW_FOLDS);
-        for (int p = 0; p < PE; p++) {
-#pragma HLS UNROLL
-          const int ch = f * PE + p;
-          acc_t acc = ch < c ? acc_t(pcd_rd_part<PE>(bias, ch)) : acc_t(0);
-          for (int t = 0; t < 9; t++) {
-#pragma HLS UNROLL
-            feat_t v = line_tap<ROWS, ROW_ELEMS, ML>(line, s * oy + t / 3 - 1, s * ox + t % 3 - 1,
-                                                 ch, h, wd, c);
-            acc += mul(v, pcd_rd<9 * PE>(w, f * 9 * PE + p * 9 + t), MUL());
-          }
-          if (ch < c) packer.put(out, requantize(wide_t(acc), cfg));
-        }
-      }
-      packer.end_pixel(out);
-    }
-  }
+  dw_region<PE, LW, CW, WN, BN, MUL>(in, out, wparams, cfg, line, cols, w, bias);
 }
 
 #endif  // PCD_DWCONV_H

@@ -8,6 +8,8 @@
 #include "requant.h"
 #include "mul.h"
 #include "buffers.h"
+#include "convert.h"
+#include "fold.h"
 #include "descriptor.h"
 #include "stream_io.h"
 #include "dwconv.h"

@@ -51,6 +51,12 @@ struct SlotConfig {
 // Status codes of the engine's status register (pynq_codesign.wire.STATUS).
 enum { STATUS_OK = 0, STATUS_BAD_MAGIC = 1, STATUS_BAD_CHAIN = 2, STATUS_TOO_BIG = 3 };
 
+// What the parameter fetch reads in one pass, per stage (0 beats: nothing).
+struct FetchPlan {
+  int woff[PCD_N_STAGES], wbeats[PCD_N_STAGES];
+  int boff[PCD_N_STAGES], bbeats[PCD_N_STAGES];
+};
+
 struct PassConfig {
   int status;
   int n_layers;
@@ -58,6 +64,33 @@ struct PassConfig {
   int out_beats;      // beats of the output transfer
   SlotConfig slot[PCD_N_STAGES];
 };
+
+// A word of R feature codes side by side (code r in bits r*FB .. r*FB+FB-1): what the
+// stage memories store and the streams inside a stage carry (one fold of a pixel).
+template <int R>
+struct fword {
+  typedef ap_uint<R * PCD_FEATURE_BITS> t;
+  typedef hls::stream<t> stream;
+};
+
+template <int R>
+inline feat_t word_get(const typename fword<R>::t& w, int r) {
+#pragma HLS INLINE
+  ap_int<PCD_FEATURE_BITS> v = w.range(r * PCD_FEATURE_BITS + PCD_FEATURE_BITS - 1,
+                                       r * PCD_FEATURE_BITS);
+  return feat_t(v);
+}
+
+template <int R>
+inline void word_set(typename fword<R>::t& w, int r, const feat_t& v) {
+#pragma HLS INLINE
+  w.range(r * PCD_FEATURE_BITS + PCD_FEATURE_BITS - 1, r * PCD_FEATURE_BITS) =
+      ap_uint<PCD_FEATURE_BITS>(v);
+}
+
+// Words of one pixel with c channels in words of R codes (channels padded to R).
+template <int R>
+inline int pixel_words(int c) { return (c + R - 1) / R; }
 
 // Beats of one pixel with c channels (channels padded to whole beats).
 inline int pixel_beats(int c) { return (c + PCD_LANES - 1) / PCD_LANES; }

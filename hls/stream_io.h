@@ -50,13 +50,6 @@ BYPASS:
   }
 }
 
-// Beats of a layer's weights and of its biases in the parameter buffer.
-inline int weight_beats(long long n_weights) {
-  return (int)((n_weights * PCD_WEIGHT_BYTES + 7) / 8);
-}
-inline int bias_beats(int n_bias) { return (n_bias * 4 + 7) / 8; }
-
-
 // Burst-read `n` beats from byte offset `off` of the parameter buffer into a stream.
 inline void fetch_beats(const beat_t* params, int off, int n, beat_stream& out) {
   const beat_t* src = params + off / 8;
@@ -72,17 +65,19 @@ FETCH_BEATS:
 
 // The one reader of the m_axi port inside the dataflow region: each active convolution
 // slot gets its weights, then its biases, in the buffer's own order (natural order), on
-// its own parameter stream (PCD_STAGE_PARAM_STREAM maps a slot to its stream).
-inline void fetch_params(const beat_t* params, const PassConfig cfg,
+// its own parameter stream (PCD_STAGE_PARAM_STREAM maps a slot to its stream). The plan
+// (offsets and beat counts, computed before the region: descriptor.h) is this process's
+// own; no other process reads it.
+inline void fetch_params(const beat_t* params, const FetchPlan plan,
                          beat_stream wparams[PCD_N_PARAM_STREAMS]) {
   PCD_PROCESS("fetch_params");
   static const int stream_of[PCD_N_STAGES] = PCD_STAGE_PARAM_STREAM;
 FETCH_SLOTS:
   for (int k = 0; k < PCD_N_STAGES; k++) {
-    const SlotConfig& s = cfg.slot[k];
-    if (!s.active || stream_of[k] < 0) continue;
-    fetch_beats(params, s.weight_offset, weight_beats(layer_weights(s)), wparams[stream_of[k]]);
-    fetch_beats(params, s.bias_offset, bias_beats(s.out_c), wparams[stream_of[k]]);
+#pragma HLS UNROLL
+    if (stream_of[k] < 0 || plan.wbeats[k] == 0) continue;
+    fetch_beats(params, plan.woff[k], plan.wbeats[k], wparams[stream_of[k]]);
+    fetch_beats(params, plan.boff[k], plan.bbeats[k], wparams[stream_of[k]]);
   }
 }
 

@@ -46,49 +46,37 @@ the overlay's widths). Per stage one of three implementations (``mult_impl``):
 Buffers of the bundle engine
 ----------------------------
 The engine (see :mod:`pynq_codesign.design` and :mod:`pynq_codesign.wire`) streams each
-pass's input map in row bands of ``band_rows`` rows; inside a pass the stages of the
-chain work on consecutive bands at once. Each stage's memories are sized for that stage
-alone: ``R = band_rows``, ``E = Stage.row_capacity(overlay)`` (the elements of one input
-row of the largest layer the stage runs; the overlay's ``max_row_elems`` when the stage
-names none), ``C = max_channels``, ``fb/wb/bb = feature/weight/bias bits``. Per chain
-stage ``k`` (``s{k}`` in the names), in chain order, these buffers exist and nothing else
-(``hls/buffers.h`` and the stage templates index them; the generated wrappers declare
-them from these records, see :mod:`host_search.hls_gen`):
+pass's input map through the stages of the chain, all at once (a dataflow region). Each
+stage's memories are sized for that stage alone: ``E = Stage.row_capacity(overlay)``
+(the elements of one input row of the largest layer the stage runs, channels padded to
+the stage's words; the overlay's ``max_row_elems`` when the stage names none),
+``C = max_channels``, ``fb/wb/bb = feature/weight/bias bits``. A stage stores *words* of
+``lanes`` = :func:`memory_lanes` codes (what it reads per cycle: ``pe`` for dw, ``simd``
+for pw / conv3, one beat for a pool; every pixel padded to whole words, so that every
+access is one aligned word; ``hls/convert.h`` turns the beat stream into words). Per
+chain stage ``k`` (``s{k}`` in the names), in chain order, these buffers exist and
+nothing else (the generated wrappers declare them from these records, see
+:mod:`host_search.hls_gen`; ``hls/buffers.h`` and the stage templates index them):
 
-Line, band and row memories store ``lanes`` elements side by side in one word
-(``ARRAY_RESHAPE`` cyclic). ``lanes`` = :func:`memory_lanes`: the larger of what is
-written per cycle and what the stage reads per cycle. Every stage's input memory is
-written one 64-bit beat per cycle (``store_lanes``: the stream between stages carries
-beats whatever the producer is, the load, a dw, a pw or a pool), so the write side is
-always :func:`beat_lanes` (8 elements of up to 8 bits, else 4); the read side is ``pe``
-for dw, ``simd`` for pw / conv3 and one beat for a pool.
-
-* ``s{k}_line`` (dw, conv3): the stage's input memory, a *line buffer*: a ring of
-  ``rows =`` :func:`line_rows` ``(R)`` ``= 3 * ceil((2R + 2)/3)`` rows of ``E`` elements
-  (the ``R + 2`` rows the 3x3 window reads for the current band, halo included, and the
-  ``R`` rows of the next band being filled), banked by ``row mod 3`` (``banks = 3``) so
-  that the window reads its three rows in one cycle. ``depth = rows/3 * ceil(E/lanes)``
-  words of ``lanes * fb`` bits per bank. The ring is its own double buffer
-  (``double_buffered`` is False, the depth counts both parts).
-* ``s{k}_band`` (pw): the stage's input memory, a band of ``R`` rows of ``E`` elements,
-  ``depth = R * ceil(E/lanes)`` words of ``lanes * fb`` bits, double-buffered (the
-  previous stage or the load fills one half while this stage reads the other).
-* ``s{k}_rowbuf`` (pool): one row of horizontal pair maxima, ``ceil(E/2)`` elements,
-  ``depth = ceil(ceil(E/2)/lanes)`` words of one beat (``lanes = beat_lanes``); single.
+* ``s{k}_line`` (dw, conv3): three rows of the input map, one per bank (row y in bank
+  y % 3, ``banks = 3``): ``depth = ceil(E / lanes)`` words of ``lanes * fb`` bits.
+* ``s{k}_cols`` (dw, conv3): the 3x3 window's two older columns for every fold (2
+  columns x 3 rows = ``banks = 6``), ``depth = ceil(C / lanes)`` words.
+* ``s{k}_pixel`` (pw): the pixel being computed and the one arriving, ping-pong
+  (``double_buffered``), ``depth = ceil(C / lanes)`` words.
+* ``s{k}_rowbuf`` (pool): one row of horizontal pair maxima, ``depth =
+  ceil(ceil(E/2)/lanes)`` words of one beat; ``s{k}_hold`` (pool): the even column's
+  pixel, ``depth = ceil(C / lanes)`` words.
 * ``s{k}_weights`` (dw, pw, conv3): the weights of one layer, loaded over ``m_axi`` at
-  the start of a pass, folded: one word holds the block the stage reads in one cycle
-  (:func:`stage_weight_lanes`: ``9*pe`` weights for dw, ``pe*simd`` for pw,
-  ``9*pe*simd`` for conv3) side by side (``ARRAY_RESHAPE``; ``lanes`` weights per word,
-  ``banks = 1``), which uses BRAM by the bit rather than one BRAM18 per lane. ``depth``
+  the start of a pass into ``banks = pe`` banks (bank p: output channels p, p + pe, ...),
+  one word per read: ``lanes`` = :func:`stage_weight_lanes` / pe (9 for dw, ``simd``
+  for pw, ``9*simd`` for conv3) weights of ``wb`` bits. ``depth``
   (:func:`weight_depth`) = ``Stage.weight_words`` (the folded words of the largest layer
   the stage runs, :func:`pynq_codesign.design.weight_words`), or where the stage names
-  none the worst case over the overlay-wide limits (:func:`worst_weight_words`). The C++
-  allocates exactly ``depth * lanes`` weights. Single-buffered: a pass loads its weights
-  before it computes.
-* ``s{k}_bias`` (dw, pw, conv3): biases of ``bias_bits``, partitioned cyclically into
-  ``pe`` banks (``ARRAY_PARTITION``, ``lanes = 1``) of :func:`bias_depth` words:
-  ``min(ceil(C/pe), weight depth)`` (a layer whose folded weights fit has at most
-  ``pe * weight depth`` output channels); single.
+  none the worst case over the overlay-wide limits (:func:`worst_weight_words`).
+  Single-buffered: a pass loads its weights before it computes.
+* ``s{k}_bias`` (dw, pw, conv3): biases of ``bias_bits``, ``pe`` banks of
+  :func:`bias_depth` words: ``min(ceil(C/pe), weight depth)``; single.
 
 The first stage's input memory is filled by the load (the input DMA stream); the last
 stage writes the output stream (the store) directly. A bank of at most
@@ -103,7 +91,7 @@ from typing import Any
 
 import numpy as np
 
-from pynq_codesign.design import Overlay, stage_multipliers
+from pynq_codesign.design import Overlay, stage_multipliers, stage_word_lanes
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
 from pynq_codesign.wire import BEAT_BITS
@@ -274,9 +262,10 @@ def stage_in_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
 
 
 def memory_lanes(kind: str, pe: Any, simd: Any, feature_bits: Any) -> Any:
-    """Elements per word of a stage's input memory (the ``ARRAY_RESHAPE`` factor): the
-    larger of what is written per cycle (one beat, always) and what the stage reads."""
-    out = np.maximum(beat_lanes(feature_bits), stage_in_lanes(kind, pe, simd, feature_bits))
+    """Codes per word of a stage's memories (:func:`pynq_codesign.design.stage_word_lanes`:
+    what it reads per cycle; pixels are padded to whole words)."""
+    out = np.asarray(stage_word_lanes(kind, np.asarray(pe), np.asarray(simd),
+                                      np.asarray(feature_bits)))
     return out if np.ndim(out) else int(out)
 
 
@@ -362,7 +351,7 @@ class BufferGeometry:
     """One buffer, fields scalars or arrays over design points."""
 
     name: str
-    role: str              # "line" | "band" | "rowbuf" | "weights" | "bias"
+    role: str              # "line" | "cols" | "pixel" | "rowbuf" | "hold" | "weights" | "bias"
     stage: int
     depth: Any             # words per bank
     width: Any             # bits per word
@@ -383,31 +372,34 @@ def buffer_geometry(stage_kinds: tuple[str, ...], pe: list[Any], simd: list[Any]
     memory (``Stage.weight_words``; ``None`` or 0: the worst case over the overlay-wide
     limits, :func:`worst_weight_words`). The other arguments are overlay fields.
     """
-    R = np.asarray(band_rows, dtype=np.int64)
-    rows = line_rows(R)
     out: list[BufferGeometry] = []
     fbits = np.asarray(feature_bits)
+    C = np.asarray(max_channels, dtype=np.int64)
     for k, kind in enumerate(stage_kinds):
         p, s = pe[k], simd[k]
         E = np.asarray(row_elems[k], dtype=np.int64)
         lanes = memory_lanes(kind, p, s, feature_bits)
+        folds = _ceil_div(C, lanes)
         if kind in ("dw", "conv3"):
-            out.append(BufferGeometry(f"s{k}_line", "line", k,
-                                      _ceil_div(rows, 3) * _ceil_div(E, lanes),
+            out.append(BufferGeometry(f"s{k}_line", "line", k, _ceil_div(E, lanes),
                                       lanes * fbits, 3, lanes, False))
+            out.append(BufferGeometry(f"s{k}_cols", "cols", k, folds, lanes * fbits, 6,
+                                      lanes, False))
         elif kind == "pw":
-            out.append(BufferGeometry(f"s{k}_band", "band", k, R * _ceil_div(E, lanes),
-                                      lanes * fbits, 1, lanes, True))
-        else:   # pool: horizontal pair maxima of one row
+            out.append(BufferGeometry(f"s{k}_pixel", "pixel", k, folds, lanes * fbits, 1,
+                                      lanes, True))
+        else:   # pool: horizontal pair maxima of one row, and the even column's pixel
             out.append(BufferGeometry(f"s{k}_rowbuf", "rowbuf", k,
                                       _ceil_div(_ceil_div(E, 2), lanes),
                                       lanes * fbits, 1, lanes, False))
+            out.append(BufferGeometry(f"s{k}_hold", "hold", k, folds, lanes * fbits, 1,
+                                      lanes, False))
         if kind != "pool":
-            wl = stage_weight_lanes(kind, p, s)
+            wl = _ceil_div(stage_weight_lanes(kind, p, s), p)
             words = weight_depth(kind, p, s, weight_words[k], max_channels,
                                  max_layer_weights)
             out.append(BufferGeometry(f"s{k}_weights", "weights", k, words,
-                                      wl * np.asarray(weight_bits), 1, wl, False))
+                                      wl * np.asarray(weight_bits), p, wl, False))
             out.append(BufferGeometry(f"s{k}_bias", "bias", k, bias_depth(p, words,
                                                                          max_channels),
                                       bias_bits, p, 1, False))

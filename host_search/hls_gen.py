@@ -26,7 +26,7 @@ from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import AP_QUANT, ROUNDING_ID, ap_overflow, container_bytes
 from pynq_codesign import wire
 
-from .binding import (Binding, BufferBinding, bind_overlay, line_rows,
+from .binding import (Binding, BufferBinding, bind_overlay, memory_lanes,
                       stage_weight_lanes)
 
 
@@ -113,83 +113,86 @@ def _reshape(var: str, lanes: int, dim: int | None = None) -> str:
     return f"#pragma HLS ARRAY_RESHAPE variable={var}{d} cyclic factor={lanes}"
 
 
+def _banked(var: str, b: BufferBinding) -> list[str]:
+    """Directives of a memory of whole words: its banks (first dimension) apart, its
+    storage bound as the binding says."""
+    out = []
+    if b.banks > 1 or b.double_buffered:
+        out.append(f"#pragma HLS ARRAY_PARTITION variable={var} dim=1 complete")
+    return out + [_storage(var, b)]
+
+
 def _stage_code(k: int, ov: Overlay, binding: Binding, stream_index: int) -> StageCode:
     """The wrapper of stage ``k``: every buffer size is the binding's (depth x lanes x
     banks), checked against what the stage template indexes."""
     st = ov.stages[k]
     kind, pe, simd = st.kind, st.pe, st.simd
-    R, E = ov.band_rows, st.row_capacity(ov)
+    E = st.row_capacity(ov)
+    lanes = int(memory_lanes(kind, pe, simd, ov.feature_bits))
     name = f"pcd_stage_{k}"
     head = (f"// stage {k}: {kind}" + (f", PE {pe}" if kind != "pool" else "")
             + (f", SIMD {simd}" if kind in ("pw", "conv3") else "")
-            + f", rows of up to {E} elements")
+            + f", rows of up to {E} elements, words of {lanes} codes")
     sig = (f"static void {name}(beat_stream& in, beat_stream& out, "
            + ("beat_stream& wparams, " if kind != "pool" else "")
            + "const SlotConfig cfg) {")
     lines = [head, sig, f'  PCD_PROCESS("stage{k}");']
+    folds = -(-ov.max_channels // lanes)
     if kind == "pool":
-        rb = _buffer(binding, f"s{k}_rowbuf")
-        elems = rb.depth * rb.lanes
-        if 2 * elems < E - 1:
-            raise HlsGenError(f"binding: s{k}_rowbuf holds {elems} elements, a pool row "
-                              f"needs {E // 2}")
-        lines += [f"  static feat_t rowbuf[{elems}];", _reshape("rowbuf", rb.lanes),
-                  _storage("rowbuf", rb),
-                  f"  pool_stage<{elems}>(in, out, cfg, rowbuf);", "}"]
+        rb, hb = _buffer(binding, f"s{k}_rowbuf"), _buffer(binding, f"s{k}_hold")
+        if rb.lanes != lanes or 2 * rb.depth * lanes < E - lanes or hb.depth < folds:
+            raise HlsGenError(f"binding: s{k}_rowbuf holds {rb.depth} words of {rb.lanes}, "
+                              f"a pool row needs {E // 2} elements")
+        lines += [f"  static pool_word rowbuf[{rb.depth}];", *_banked("rowbuf", rb),
+                  f"  static pool_word hold[{hb.depth}];", *_banked("hold", hb),
+                  f"  pool_stage<{rb.depth}, {hb.depth}>(in, out, cfg, rowbuf, hold);", "}"]
         return StageCode(k, kind, pe, simd, E, 0, 0, -1, "\n".join(lines))
 
     mb = binding.stage(k)
     tag = _MUL_TAG[mb.mult_impl]
     wb, bb = _buffer(binding, f"s{k}_weights"), _buffer(binding, f"s{k}_bias")
-    per_word = int(stage_weight_lanes(kind, pe, simd))
-    if wb.lanes != per_word or wb.banks != 1:
+    per_word = int(stage_weight_lanes(kind, pe, simd)) // pe
+    if wb.lanes != per_word or wb.banks != pe:
         raise HlsGenError(f"binding: s{k}_weights packs {wb.lanes} weights a word in "
                           f"{wb.banks} bank(s), the {kind} stage reads {per_word} a cycle "
-                          "from one")
+                          f"from each of {pe}")
     words = wb.depth
-    wn = words * per_word
     maxw = layer_weights(kind, LayerShape(ov.max_channels, 1, 1, ov.max_channels, 1, 1))
-    maxw = min(maxw, ov.max_layer_weights, wn)
-    bn = bb.depth * bb.banks
-    if bb.banks != pe or bn < min(ov.max_channels, pe * words):
-        raise HlsGenError(f"binding: s{k}_bias holds {bn} biases in {bb.banks} banks; the "
-                          f"stage needs {min(ov.max_channels, pe * words)} in {pe}")
-    decl = [f"  static wgt_t weights[{wn}];   // {words} folded words of {per_word}",
-            _reshape("weights", per_word), _storage("weights", wb),
-            f"  static bias_t bias[{bn}];",
-            f"#pragma HLS ARRAY_PARTITION variable=bias cyclic factor={bb.banks}"
-            if bb.banks > 1 else "  // bias: one bank",
-            _storage("bias", bb)]
+    maxw = min(maxw, ov.max_layer_weights, words * per_word * pe)
+    bn = bb.depth
+    if bb.banks != pe or bn * pe < min(ov.max_channels, pe * words):
+        raise HlsGenError(f"binding: s{k}_bias holds {bn * bb.banks} biases in {bb.banks} "
+                          f"banks; the stage needs {min(ov.max_channels, pe * words)} in {pe}")
+    decl = [f"  static wword<{per_word}>::t weights[{pe}][{words}];"
+            f"   // {pe} banks of {words} words of {per_word}",
+            *_banked("weights", wb),
+            f"  static bias_t bias[{pe}][{bn}];", *_banked("bias", bb)]
     if kind in ("dw", "conv3"):
-        lb = _buffer(binding, f"s{k}_line")
-        rows = int(line_rows(R))
-        elems = lb.depth * lb.lanes
-        row_elems = elems // (rows // 3)
-        if lb.banks != 3 or elems % (rows // 3) or row_elems < E:
+        lb, cb = _buffer(binding, f"s{k}_line"), _buffer(binding, f"s{k}_cols")
+        if lb.banks != 3 or lb.lanes != lanes or lb.depth * lanes < E or \
+                cb.banks != 6 or cb.depth < folds:
             raise HlsGenError(f"binding: s{k}_line ({lb.depth} words x {lb.lanes} lanes x "
-                              f"{lb.banks} banks) is not a ring of {rows} rows of {E} "
-                              "elements banked by row mod 3")
-        decl = [f"  static feat_t line[3][{elems}];   // ring of {rows} rows, "
-                f"{row_elems} elements each, banked by row % 3",
-                "#pragma HLS ARRAY_PARTITION variable=line dim=1 complete",
-                _reshape("line", lb.lanes, dim=2), _storage("line", lb)] + decl
+                              f"{lb.banks} banks) does not hold three rows of {E} elements "
+                              f"in words of {lanes}")
+        decl = [f"  static fword<{lanes}>::t line[3][{lb.depth}];   // rows y % 3",
+                *_banked("line", lb),
+                f"  static fword<{lanes}>::t cols[6][{cb.depth}];   // window columns",
+                *_banked("cols", cb)] + decl
         if kind == "dw":
-            call = (f"  dw_stage<{pe}, {rows}, {row_elems}, {wn}, {bn}, {tag}>"
-                    "(in, out, wparams, cfg, line, weights, bias);")
+            call = (f"  dw_stage<{pe}, {lb.depth}, {cb.depth}, {words}, {bn}, {tag}>"
+                    "(in, out, wparams, cfg, line, cols, weights, bias);")
         else:
-            call = (f"  conv3_stage<{pe}, {simd}, {rows}, {row_elems}, {wn}, {bn}, {tag}>"
-                    "(in, out, wparams, cfg, line, weights, bias);")
+            call = (f"  conv3_stage<{pe}, {simd}, {lb.depth}, {cb.depth}, {words}, {bn}, "
+                    f"{tag}>(in, out, wparams, cfg, line, cols, weights, bias);")
     else:   # pw
-        bd_ = _buffer(binding, f"s{k}_band")
-        elems = bd_.depth * bd_.lanes
-        if elems < R * E or not bd_.double_buffered:
-            raise HlsGenError(f"binding: s{k}_band holds {elems} elements, a band of {R} "
-                              f"rows needs {R * E} in each of two halves")
-        decl = [f"  static feat_t band[2][{elems}];   // {R} rows, ping-pong",
-                "#pragma HLS ARRAY_PARTITION variable=band dim=1 complete",
-                _reshape("band", bd_.lanes, dim=2), _storage("band", bd_)] + decl
-        call = (f"  pw_stage<{pe}, {simd}, {elems}, {wn}, {bn}, {tag}>"
-                "(in, out, wparams, cfg, band, weights, bias);")
+        pb = _buffer(binding, f"s{k}_pixel")
+        if pb.depth < folds or pb.lanes != lanes or not pb.double_buffered:
+            raise HlsGenError(f"binding: s{k}_pixel holds {pb.depth} words of {pb.lanes}, a "
+                              f"pixel needs {folds} of {lanes} in each of two halves")
+        decl = [f"  static fword<{lanes}>::t pix[2][{pb.depth}];   // ping-pong",
+                *_banked("pix", pb)] + decl
+        call = (f"  pw_stage<{pe}, {simd}, {pb.depth}, {words}, {bn}, {tag}>"
+                "(in, out, wparams, cfg, pix, weights, bias);")
     lines += [f"  // multipliers: {mb.mult_impl} ({mb.reason})"] + decl + [call, "}"]
     return StageCode(k, kind, pe, simd, E, maxw, words, stream_index, "\n".join(lines))
 
@@ -263,6 +266,10 @@ def generate_header(overlay: Overlay, binding: Binding | None = None,
         _define("PCD_TRIP_BAND_PIXELS", ov.band_rows * ov.max_width),
         _define("PCD_TRIP_WEIGHT_BEATS", max_weight_beats),
         _define("PCD_FIFO_DEPTH", max(16, 2 * max_pixel_beats), "beats between stages"),
+        _define("PCD_WORD_FIFO_DEPTH", max(4, 2 * max_pixel_beats), "words inside a stage"),
+        _define("PCD_TRIP_MAP_WORDS", (ov.max_width + 1) ** 2 * ov.max_channels),
+        _define("PCD_DESC_BEATS", _ceil(wire.HEADER_WORDS + len(stages) * wire.LAYER_WORDS, 2),
+                "descriptor of a pass with a layer on every stage"),
         _define("PCD_PARAM_FIFO_DEPTH", 16),
         _define("PCD_COSIM_PARAM_BEATS", _ceil(cosim_param_bytes, 8)),
         "",
@@ -283,6 +290,8 @@ def generate_header(overlay: Overlay, binding: Binding | None = None,
         _define("PCD_STAGE_PE", _c_array([s.pe for s in stages])),
         _define("PCD_STAGE_SIMD", _c_array([s.simd for s in stages])),
         _define("PCD_STAGE_ROW_ELEMS", _c_array([s.row_elems for s in stages])),
+        _define("PCD_STAGE_WORD_LANES", _c_array(
+            [int(memory_lanes(s.kind, s.pe, s.simd, fb)) for s in stages])),
         _define("PCD_STAGE_MAX_WEIGHTS", _c_array([s.max_weights for s in stages])),
         _define("PCD_STAGE_WEIGHT_WORDS", _c_array([s.weight_words for s in stages])),
         _define("PCD_N_PARAM_STREAMS", n_streams),
@@ -303,9 +312,13 @@ def generate_header(overlay: Overlay, binding: Binding | None = None,
     for s in stages:
         wp = f"WP[{s.param_stream}], " if s.param_stream >= 0 else ""
         calls.append(f"  {'pcd_stage_%d' % s.index}(CHAIN[{s.index}], CHAIN[{s.index + 1}], "
-                     f"{wp}CFG.slot[{s.index}]);")
-    out += ["// The dataflow processes of the chain, in order (used by engine_top.cpp).",
-            "#define PCD_STAGE_CHAIN(CHAIN, WP, CFG) \\"]
+                     f"{wp}s{s.index});")
+    n = len(stages)
+    out += ["// Each stage process gets its own descriptor scalars (one SlotConfig each).",
+            "#define PCD_SLOT_PARAMS " + ", ".join(f"const SlotConfig s{k}" for k in range(n)),
+            "#define PCD_SLOT_ARGS(CFG) " + ", ".join(f"CFG.slot[{k}]" for k in range(n)),
+            "// The dataflow processes of the chain, in order (used by engine_top.cpp).",
+            "#define PCD_STAGE_CHAIN(CHAIN, WP) \\"]
     out += [c + " \\" for c in calls[:-1]] + [calls[-1]]
     out += ["", "#endif  // PCD_CONFIG_H", ""]
     return "\n".join(out)

@@ -41,7 +41,8 @@ from typing import Any, Callable
 import numpy as np
 
 from pynq_codesign.design import (Design, LayerShape, Pass, check_fits, layer_macs,
-                                  layer_weights, plan_passes, stage_multipliers)
+                                  layer_weights, plan_passes, stage_multipliers,
+                                  stage_row_elems)
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
 from pynq_codesign.errors import CodesignError
@@ -314,7 +315,9 @@ class DesignBatch:
             for ps in t.passes:
                 for gi, slot in zip(ps.layers, ps.slots):
                     s = shp[gi]
-                    rows[:, slot] = np.maximum(rows[:, slot], s.in_w * s.in_c)
+                    rows[:, slot] = np.maximum(rows[:, slot], stage_row_elems(
+                        t.stage_kinds[slot], self.pe[:, slot], self.simd[:, slot],
+                        self.feature_bits, s.in_w, s.in_c))
                     words[:, slot] = np.maximum(words[:, slot], _layer_words(
                         t.layer_kinds[gi], s, self.pe[:, slot], self.simd[:, slot]))
             rows = np.where(rows > 0, rows, mr[:, None])     # a stage no layer uses

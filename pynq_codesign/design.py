@@ -153,7 +153,8 @@ class Stage:
     A dw stage has ``pe * 9`` multipliers, pw ``pe * simd``, conv3 ``pe * simd * 9``.
 
     Capacities of the stage's own memories (``None``: the overlay-wide maximum):
-    ``row_elems``: elements (width x channels) of one input row its line / band / row
+    ``row_elems``: elements (width x channels, channels padded to the stage's words:
+    :func:`stage_row_elems`) of one input row its line / row
     buffer holds; ``weight_words``: folded weight words its weight memory holds (one word
     is the block the stage reads per cycle, see :func:`weight_words`). Sizing each stage for
     the layers it runs keeps the BRAM of a chain within a small device.
@@ -613,6 +614,28 @@ def layer_weights(kind: str, s: LayerShape) -> int:
             "pool": 0}[kind]
 
 
+def beat_lanes(feature_bits):
+    """Feature codes in one 64-bit beat of the wire (8 of up to 8 bits, else 4); works on
+    ints and numpy arrays."""
+    return 64 // (8 * (1 + (feature_bits > 8)))
+
+
+def stage_word_lanes(kind: str, pe, simd, feature_bits):
+    """Codes per word of a stage's memories and internal streams: what it reads per cycle
+    (dw ``pe``, pw / conv3 ``simd``, pool one beat). Each pixel's channels are padded to
+    whole words, so every access is one aligned word (hls/convert.h, hls/buffers.h)."""
+    if kind == "pool":
+        return beat_lanes(feature_bits)
+    return pe if kind == "dw" else simd
+
+
+def stage_row_elems(kind: str, pe, simd, feature_bits, in_w, in_c):
+    """Elements of one input row in a stage's row memory: ``in_w`` pixels of ``in_c``
+    channels padded to the stage's words (what ``Stage.row_elems`` must hold)."""
+    r = stage_word_lanes(kind, pe, simd, feature_bits)
+    return in_w * (-(-in_c // r)) * r
+
+
 def weight_words(kind: str, pe: int, simd: int, in_c: int, out_c: int) -> int:
     """Folded weight words one layer takes in a stage's weight memory.
 
@@ -788,9 +811,11 @@ def check_fits(network: Network, overlay: Overlay) -> list[str]:
             lay, s, st = network.layers[gi], shapes[gi], overlay.stages[slot]
             where = f"layer {gi} ({lay.type}, stage {slot})"
             cap = st.row_capacity(overlay)
-            if s.in_w * s.in_c > cap:
-                problems.append(f"{where}: input row of {s.in_w * s.in_c} elements > the "
-                                f"stage's row_elems {cap}")
+            need = stage_row_elems(st.kind, st.pe, st.simd, overlay.feature_bits, s.in_w,
+                                   s.in_c)
+            if need > cap:
+                problems.append(f"{where}: input row of {need} elements (channels padded "
+                                f"to the stage's words) > the stage's row_elems {cap}")
             words = weight_words(lay.type, st.pe, st.simd, s.in_c, s.out_c)
             if st.weight_words is not None and words > st.weight_words:
                 problems.append(f"{where}: {words} folded weight words > the stage's "
@@ -881,7 +906,8 @@ def size_overlay(network: Network, device: str = "pynq-z1", clock_mhz: float = 1
         for ps in plan_passes(network, probe):
             for gi, slot in zip(ps.layers, ps.slots):
                 s, st = shapes[gi], stages[slot]
-                rows[slot] = max(rows[slot], s.in_w * s.in_c)
+                rows[slot] = max(rows[slot], stage_row_elems(st.kind, st.pe, st.simd, fb,
+                                                             s.in_w, s.in_c))
                 words[slot] = max(words[slot], weight_words(st.kind, st.pe, st.simd,
                                                             s.in_c, s.out_c))
         stages = tuple(replace(st, row_elems=r or None,

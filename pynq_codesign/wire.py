@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .design import (Design, LayerShape, Overlay, layer_output, layer_weights,
-                     plan_passes, weight_words)
+                     plan_passes, stage_row_elems, weight_words)
 from .errors import CodesignError
 from .fixedpoint import acc_frac, container_bytes, container_dtype
 
@@ -356,7 +356,8 @@ def descriptor_status(params: np.ndarray, offset: int, overlay: Overlay) -> int:
         shape = LayerShape(e["in_c"], e["in_h"], e["in_w"], e["out_c"], e["out_h"], e["out_w"])
         if not fits(shape.in_c, shape.in_h, shape.in_w) or \
                 not fits(shape.out_c, shape.out_h, shape.out_w) or \
-                shape.in_w * shape.in_c > st.row_capacity(overlay) or \
+                stage_row_elems(kind, st.pe, st.simd, overlay.feature_bits, shape.in_w,
+                                shape.in_c) > st.row_capacity(overlay) or \
                 layer_weights(kind, shape) > overlay.max_layer_weights or \
                 (st.weight_words is not None and
                  weight_words(kind, st.pe, st.simd, shape.in_c, shape.out_c) > st.weight_words):

@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 
 from host_search import binding as bd
-from pynq_codesign.design import (Overlay, Stage, load_design, plan_passes, weight_words)
+from pynq_codesign.design import (Overlay, Stage, load_design, plan_passes, stage_row_elems,
+                                  weight_words)
 
 SMALL = Overlay(weight_bits=8, feature_bits=8, band_rows=2, max_channels=16, max_width=16,
                 max_row_elems=256, max_layer_weights=9 * 256,
@@ -26,54 +27,58 @@ def _geo(b: bd.Binding) -> dict[str, tuple]:
 
 
 def test_per_stage_sizes_by_hand():
-    # F8: a beat is 8 elements; every input memory is written one beat a cycle.
-    # band_rows 2: a line ring of 3 * ceil(6/3) = 6 rows, 2 per bank (3 banks).
+    # Every memory stores whole words of what its stage reads per cycle (pixels padded
+    # to words): conv3 / pw simd codes, dw pe codes, a pool one beat (F8: 8 codes).
     g = _geo(bd.bind_overlay(SMALL))
     assert g == {
-        # conv3: lanes max(8, simd 3) = 8; 2 rows x ceil(40/8) = 10 words of 64 bits
-        "s0_line": (10, 64, 3, 8, False, "lutram", 0),
-        # weights: 9 x pe 2 x simd 3 = 54 per word (432 bits), its own 10 words
-        # (4320 bits > 2 Kbit: BRAM; 512x36 x 12 wide = 12)
-        "s0_weights": (10, 432, 1, 54, False, "bram", 12),
+        # conv3 simd 3: three rows of ceil(40/3) = 14 words of 24 bits (one row a bank)
+        "s0_line": (14, 24, 3, 3, False, "lutram", 0),
+        # the window's two older columns x 3 rows: 6 banks of ceil(16/3) = 6 words
+        "s0_cols": (6, 24, 6, 3, False, "lutram", 0),
+        # weights: pe 2 banks of 9 x simd 3 = 27 weights a word (216 bits), 10 words
+        # (2160 bits > 2 Kbit: BRAM; 512x36 x 6 wide = 6 a bank)
+        "s0_weights": (10, 216, 2, 27, False, "bram", 12),
         # bias: pe 2 banks of min(ceil(16/2), 10) = 8
         "s0_bias": (8, 32, 2, 1, False, "lutram", 0),
-        # dw: lanes max(8, pe 3) = 8; 2 x ceil(50/8) = 14 words
-        "s1_line": (14, 64, 3, 8, False, "lutram", 0),
-        # 9 x 3 = 27 weights a word, 6 words (1296 bits: LUTRAM); bias min(6, 6) x 3
-        "s1_weights": (6, 216, 1, 27, False, "lutram", 0),
+        # dw pe 3: ceil(50/3) = 17 words a row
+        "s1_line": (17, 24, 3, 3, False, "lutram", 0),
+        "s1_cols": (6, 24, 6, 3, False, "lutram", 0),
+        # 3 banks of the 9 taps of one channel, 6 words each; bias min(6, 6) x 3
+        "s1_weights": (6, 72, 3, 9, False, "lutram", 0),
         "s1_bias": (6, 32, 3, 1, False, "lutram", 0),
-        # pw: lanes max(8, simd 2) = 8; 2 rows x 375 words x 64 bits = 48,000 bits a half
-        # -> 512x36: 2 deep x 2 wide = 4 BRAM18, double-buffered: 8
-        "s2_band": (750, 64, 1, 8, True, "bram", 8),
-        "s2_weights": (12, 64, 1, 8, False, "lutram", 0),
+        # pw simd 2: a pixel of ceil(16/2) = 8 words, ping-pong
+        "s2_pixel": (8, 16, 1, 2, True, "lutram", 0),
+        "s2_weights": (12, 16, 4, 2, False, "lutram", 0),
         "s2_bias": (4, 32, 4, 1, False, "lutram", 0),
-        # pool: one beat a cycle; ceil(60/2) = 30 elements -> 4 words of 8
+        # pool: one beat a cycle; ceil(60/2) = 30 elements -> 4 words of 8; the even
+        # column's pixel: ceil(16/8) = 2 words
         "s3_rowbuf": (4, 64, 1, 8, False, "lutram", 0),
+        "s3_hold": (2, 64, 1, 8, False, "lutram", 0),
     }
-    assert bd.bind_overlay(SMALL).bram18 == 20
+    assert bd.bind_overlay(SMALL).bram18 == 12
 
 
-def test_lanes_are_the_beat_written_and_what_the_stage_reads():
-    """F16 (4 elements a beat): the read side wins where it is wider (pw simd 8), the
-    beat elsewhere; the stage before (a pool, a dw of pe 16, or none) does not matter."""
+def test_lanes_are_what_the_stage_reads():
+    """F16: a pw stores words of simd codes, a dw of pe, a pool one beat (4 codes),
+    whatever stage comes before."""
     pw = Stage("pw", 4, 8, row_elems=64)
     for before in ((), (Stage("pool"),), (Stage("dw", 16),)):
         ov = replace(SMALL, feature_bits=16, stages=before + (pw,))
-        band = bd.bind_overlay(ov).buffer(f"s{len(before)}_band")
-        assert (band.lanes, band.width, band.depth) == (8, 128, 2 * 8)
+        pix = bd.bind_overlay(ov).buffer(f"s{len(before)}_pixel")
+        assert (pix.lanes, pix.width, pix.depth) == (8, 128, 2)
     ov = replace(SMALL, feature_bits=16, stages=(Stage("dw", 2, row_elems=64), Stage("pool"),
                                                  Stage("dw", 16, row_elems=64)))
     b = bd.bind_overlay(ov)
-    assert b.buffer("s0_line").lanes == 4             # the beat (pe 2 reads less)
+    assert b.buffer("s0_line").lanes == 2
     assert b.buffer("s1_rowbuf").lanes == 4           # the pool reads one beat
-    assert b.buffer("s2_line").lanes == 16            # pe 16 after the pool
-    assert b.buffer("s2_line").depth == 2 * 4         # 2 rows x 64 / 16
+    assert b.buffer("s2_line").lanes == 16
+    assert b.buffer("s2_line").depth == 64 // 16
 
 
 def test_without_own_capacities_the_overlay_limits_apply():
     stages = tuple(replace(s, row_elems=None, weight_words=None) for s in SMALL.stages)
     b = bd.bind_overlay(replace(SMALL, stages=stages))
-    assert b.buffer("s2_band").depth == 2 * 256 // 8
+    assert b.buffer("s1_line").depth == -(-256 // 3)
     assert b.buffer("s3_rowbuf").depth == 128 // 8
     # worst pw layer within 16 channels and 2304 weights: 16 x 16 -> 4 x 8 = 32 words
     assert b.buffer("s2_weights").depth == 32
@@ -110,19 +115,20 @@ def test_reference_weight_memories_hold_exactly_their_largest_layer(name):
         for gi, slot in zip(ps.layers, ps.slots):
             st, s = ov.stages[slot], shapes[gi]
             need[slot] = max(need[slot], weight_words(st.kind, st.pe, st.simd, s.in_c, s.out_c))
-            rows[slot] = max(rows[slot], s.in_w * s.in_c)
+            rows[slot] = max(rows[slot], stage_row_elems(st.kind, st.pe, st.simd,
+                                                         ov.feature_bits, s.in_w, s.in_c))
     b = bd.bind_overlay(ov)
     for k, st in enumerate(ov.stages):
-        lanes = bd.beat_lanes(ov.feature_bits)
+        lanes = bd.memory_lanes(st.kind, st.pe, st.simd, ov.feature_bits)
         if st.kind == "pool":
             rb = b.buffer(f"s{k}_rowbuf")
             assert rb.depth == -(-(-(-rows[k] // 2)) // lanes)
             continue
         assert b.buffer(f"s{k}_weights").depth == need[k] == st.weight_words
-        mem = b.buffer(f"s{k}_{'band' if st.kind == 'pw' else 'line'}")
-        per_row = -(-rows[k] // mem.lanes)
-        assert mem.depth == (ov.band_rows * per_row if st.kind == "pw"
-                             else bd.line_rows(ov.band_rows) // 3 * per_row)
+        if st.kind == "pw":
+            assert b.buffer(f"s{k}_pixel").depth == -(-ov.max_channels // lanes)
+        else:
+            assert b.buffer(f"s{k}_line").depth == -(-rows[k] // lanes)
 
 
 def test_vectorised_geometry_equals_the_scalar_binding():

@@ -11,7 +11,7 @@ from host_search import csim
 from host_search.binding import bind_overlay
 from host_search.hls_gen import (HLS_DIR, HlsGenError, generate_header, hls_sources,
                                  write_sources)
-from pynq_codesign.design import Stage, load_design
+from pynq_codesign.design import Stage, load_design, stage_row_elems
 from pynq_codesign.wire import (HEADER_WORDS, LAYER_FIELDS, descriptor_status, probe_descriptor,
                                 feature_bytes, pack_feature)
 from tests.helpers import random_program, tiny_design
@@ -19,7 +19,10 @@ from tests.helpers import random_program, tiny_design
 needs_gxx = pytest.mark.skipif(not csim.shutil.which("g++"), reason="needs g++")
 
 # Macros the hand-written code defines or tests itself (include guards, build switches).
-OWN_MACROS = {"PCD_OWN_HLS_STREAM", "PCD_GXX_SIM", "PCD_API", "PCD_CONFIG_H"}
+OWN_MACROS = {"PCD_OWN_HLS_STREAM", "PCD_GXX_SIM", "PCD_API", "PCD_CONFIG_H",
+              # the access audit's hooks (hls/audit.h), empty outside the audit build
+              "PCD_AUDIT", "PCD_ITER", "PCD_LOOP", "PCD_MAXI_READ", "PCD_PROCESS",
+              "PCD_STREAM_AUDIT", "PCD_SUBPROCESS"}
 
 
 @needs_gxx
@@ -69,7 +72,8 @@ def test_header_carries_identity_and_binding():
         assert f"impl={buf.impl}  // {buf.name}:" in h
     assert h.count("BIND_STORAGE") == len(b.buffers)
     assert "#pragma HLS DATAFLOW" not in h       # the region lives in hls/engine_top.cpp
-    assert "pcd_stage_2(CHAIN[2], CHAIN[3], CFG.slot[2]);" in h
+    assert "pcd_stage_2(CHAIN[2], CHAIN[3], s2);" in h
+    assert "#define PCD_SLOT_ARGS(CFG) CFG.slot[0], CFG.slot[1], CFG.slot[2]" in h
 
 
 def test_binding_is_one_input(tmp_path):
@@ -81,11 +85,9 @@ def test_binding_is_one_input(tmp_path):
     assert "MulDspPacked" not in b
     small = replace(ov, weight_bits=6, feature_bits=6)
     c = generate_header(small, bind_overlay(small, pack="always"))
-    # the pw stage's band: band_rows rows of its own row capacity, in words of
-    # max(one 8-element beat, simd 8) = 8 elements
-    pw = small.stages[1]
-    band = small.band_rows * -(-pw.row_capacity(small) // 8) * 8
-    assert f"pw_stage<16, 8, {band}, " in c and ", MulDspPacked>" in c
+    # the pw stage's pixel buffer: one pixel of max_channels in words of simd 8 codes
+    pix = -(-small.max_channels // 8)
+    assert f"pw_stage<16, 8, {pix}, " in c and ", MulDspPacked>" in c
 
 
 def _wrapper(header: str, k: int) -> str:
@@ -96,32 +98,31 @@ def _wrapper(header: str, k: int) -> str:
 @pytest.mark.parametrize("name", ["dnn-a", "dnn-b", "dnn-c"])
 def test_generated_buffer_sizes_are_the_bindings(name):
     """Every array the generated wrappers declare, and the sizes the stage templates get,
-    are the binding's depth x lanes (x banks): no size is computed twice."""
+    are the binding's banks x depth (words of its lanes): no size is computed twice."""
     ov = load_design(name).overlay
     b = bind_overlay(ov)
     h = generate_header(ov, b)
     for k, st in enumerate(ov.stages):
         w = _wrapper(h, k)
         if st.kind == "pool":
-            rb = b.buffer(f"s{k}_rowbuf")
-            assert f"static feat_t rowbuf[{rb.depth * rb.lanes}];" in w
-            assert f"pool_stage<{rb.depth * rb.lanes}>" in w
+            rb, hb = b.buffer(f"s{k}_rowbuf"), b.buffer(f"s{k}_hold")
+            assert f"static pool_word rowbuf[{rb.depth}];" in w
+            assert f"pool_stage<{rb.depth}, {hb.depth}>" in w
             continue
         wt, bias = b.buffer(f"s{k}_weights"), b.buffer(f"s{k}_bias")
-        wn, bn = wt.depth * wt.lanes, bias.depth * bias.banks
-        assert f"static wgt_t weights[{wn}];" in w
-        assert f"variable=weights cyclic factor={wt.lanes}" in w
-        assert f"static bias_t bias[{bn}];" in w
+        assert f"static wword<{wt.lanes}>::t weights[{wt.banks}][{wt.depth}];" in w
+        assert wt.banks == bias.banks == st.pe
+        assert f"static bias_t bias[{bias.banks}][{bias.depth}];" in w
         if st.kind == "pw":
-            band = b.buffer(f"s{k}_band")
-            assert f"static feat_t band[2][{band.depth * band.lanes}];" in w
-            assert f"pw_stage<{st.pe}, {st.simd}, {band.depth * band.lanes}, {wn}, {bn}," in w
+            pix = b.buffer(f"s{k}_pixel")
+            assert f"static fword<{pix.lanes}>::t pix[2][{pix.depth}];" in w
+            assert (f"pw_stage<{st.pe}, {st.simd}, {pix.depth}, {wt.depth}, {bias.depth},"
+                    in w)
         else:
-            line = b.buffer(f"s{k}_line")
-            rows = 3 * -(-(2 * ov.band_rows + 2) // 3)
-            elems = line.depth * line.lanes
-            assert f"static feat_t line[3][{elems}];" in w
-            assert f"<{st.pe}, {rows}, {elems // (rows // 3)}, {wn}, {bn}," in w
+            line, cols = b.buffer(f"s{k}_line"), b.buffer(f"s{k}_cols")
+            assert f"static fword<{line.lanes}>::t line[3][{line.depth}];" in w
+            assert f"static fword<{cols.lanes}>::t cols[6][{cols.depth}];" in w
+            assert f"<{st.pe}, {line.depth}, {cols.depth}, {wt.depth}, {bias.depth}," in w
     words = [b.buffer(f"s{k}_weights").depth if st.kind != "pool" else 0
              for k, st in enumerate(ov.stages)]
     assert f"#define PCD_STAGE_WEIGHT_WORDS {{{', '.join(map(str, words))}}}" in h
@@ -139,12 +140,13 @@ def test_per_stage_capacities_size_the_templates():
                                 replace(pw, row_elems=100, weight_words=7),
                                 replace(pool, row_elems=200)))
     h = generate_header(small)
-    # dw pe 4, F8: line words of 8 elements, ring of 6 rows (2 per bank): 72 -> 9 words
-    assert "static feat_t line[3][144];" in _wrapper(h, 0)
-    assert "dw_stage<4, 6, 72, 180, 20, MulDsp>" in _wrapper(h, 0)   # 5 words x 36; 5 x 4
-    # pw: 2 rows x ceil(100/8) words x 8 = 208; weights 7 x 128; bias 16 banks x 7
-    assert "pw_stage<16, 8, 208, 896, 112, MulDsp>" in _wrapper(h, 1)
-    assert "pool_stage<104>" in _wrapper(h, 2)        # ceil(200/2) = 100 -> 13 words x 8
+    c = small.max_channels
+    # dw pe 4: three rows of 72 / 4 = 18 words; 4 banks of 5 weight words, bias 5
+    assert "static fword<4>::t line[3][18];" in _wrapper(h, 0)
+    assert f"dw_stage<4, 18, {-(-c // 4)}, 5, 5, MulDsp>" in _wrapper(h, 0)
+    # pw: a pixel of ceil(C / 8) words; 16 banks of 7 weight words; bias 16 x min(., 7)
+    assert f"pw_stage<16, 8, {-(-c // 8)}, 7, {min(-(-c // 16), 7)}, MulDsp>" in _wrapper(h, 1)
+    assert f"pool_stage<13, {-(-c // 8)}>" in _wrapper(h, 2)   # ceil(200/2) = 100 -> 13 x 8
 
 
 def test_bad_overlays_are_refused_with_the_field():
@@ -207,9 +209,12 @@ def test_engine_refuses_a_row_beyond_the_stage_capacity():
     input row is refused (too big) rather than written past the buffer."""
     d = tiny_design()
     prog = random_program(d)
-    ps = prog.passes[0]                      # DW3(3) on 3 x 16 x 24: rows of 72 elements
+    ps = prog.passes[0]                      # DW3(3) on 3 x 16 x 24
     x = pack_feature(np.ones((16, 24, 3), np.int64), 8)
-    for cap, status in ((71, 3), (72, 0)):
+    st = d.overlay.stages[0]
+    row = stage_row_elems(st.kind, st.pe, st.simd, d.overlay.feature_bits, 24, 3)
+    assert row >= 72                         # channels padded to the stage's words
+    for cap, status in ((row - 1, 3), (row, 0)):
         dw = replace(d.overlay.stages[0], row_elems=cap)
         ov = replace(d.overlay, stages=(dw,) + d.overlay.stages[1:])
         r = csim.build(ov).run_pass(x, prog.params, ps.desc_offset, ps.out_bytes)

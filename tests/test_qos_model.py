@@ -137,32 +137,32 @@ def test_passes_split_when_the_chain_has_no_slot_left():
 def test_resources_by_hand():
     # pw(pe 2, simd 4), W8 x F8: 8 multipliers on 8 DSP48E1; the stage has no capacities
     # of its own, so the overlay-wide limits size its memories.
-    # buffers: s0_band: lanes max(8-elem beat, simd 4) = 8 -> 64-bit words,
-    #   depth 8 rows * 64/8 = 64 -> one 512x36 aspect deep, two wide = 2 BRAM18, x2 = 4;
-    # s0_weights: words of pe*simd = 8 weights; the worst layer within 16 channels and
-    #   160 weights is IC 9 (3 simd steps) x OC 16 (8 pe steps) = 24 words (IC 13 x OC 12
-    #   ties) -> 24 x 64 bits = 1536 bits -> LUTRAM;
+    # buffers: s0_pixel: one pixel of 16 channels in words of simd 4 = 4 words of 32 bits,
+    #   ping-pong -> LUTRAM;
+    # s0_weights: pe 2 banks of words of simd 4 weights; the worst layer within 16
+    #   channels and 160 weights is IC 9 (3 simd steps) x OC 16 (8 pe steps) = 24 words
+    #   (IC 13 x OC 12 ties) -> 24 x 32 bits a bank -> LUTRAM;
     # s0_bias: 2 banks of min(16/2, 24) = 8 x 32 bits -> LUTRAM.
     d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]),
                 (Stage("pw", 2, 4),), per_stage=False, max_row_elems=64)
     r = resources(DesignBatch.from_design(d))
     assert r["dsp"][0] == 8
-    assert r["bram18"][0] == 4
+    assert r["bram18"][0] == 0
     b = bd.bind_overlay(d.overlay)
-    assert [(x.name, x.impl, x.bram18) for x in b.buffers] == [
-        ("s0_band", "bram", 4), ("s0_weights", "lutram", 0), ("s0_bias", "lutram", 0)]
-    assert b.buffer("s0_weights").depth == 24
+    assert [(x.name, x.depth, x.banks, x.impl, x.bram18) for x in b.buffers] == [
+        ("s0_pixel", 4, 1, "lutram", 0), ("s0_weights", 24, 2, "lutram", 0),
+        ("s0_bias", 8, 2, "lutram", 0)]
     assert b.mults[0].mult_impl == "dsp" and b.mults[0].dsp_per_mult == 1
     # per stage (size_overlay's default): the stage holds rows of 16 x 8 = 128 elements
-    # (band: 8 rows x 128/8 = 128 words x 64 bits -> 2 BRAM18, x2 = 4) and the one
-    # layer's ceil(10/2) x ceil(16/4) = 20 weight words; biases min(8, 20) = 8 a bank.
+    # (channels already whole words of simd 4) and the one layer's ceil(10/2) x
+    # ceil(16/4) = 20 weight words.
     d = _design(_net(16, 4, 8, [[Layer("pw", 10, activation="none")]]), (Stage("pw", 2, 4),))
     assert (d.overlay.stages[0].row_elems, d.overlay.stages[0].weight_words) == (128, 20)
     b = bd.bind_overlay(d.overlay)
     assert [(x.name, x.depth, x.impl, x.bram18) for x in b.buffers] == [
-        ("s0_band", 128, "bram", 4), ("s0_weights", 20, "lutram", 0),
+        ("s0_pixel", 4, "lutram", 0), ("s0_weights", 20, "lutram", 0),
         ("s0_bias", 8, "lutram", 0)]
-    assert resources(DesignBatch.from_design(d))["bram18"][0] == 4
+    assert resources(DesignBatch.from_design(d))["bram18"][0] == 0
 
 
 def test_bram18_count_rules():

@@ -63,7 +63,9 @@ inline void reset() { state() = State(); }
 
 class Process {
  public:
-  explicit Process(const char* name) : prev_(state().process) { state().process = name; }
+  explicit Process(const char* name, bool sub = false) : prev_(state().process) {
+    state().process = sub ? prev_ + "/" + name : std::string(name);
+  }
   ~Process() { state().process = prev_; }
  private:
   std::string prev_;
