@@ -147,6 +147,9 @@ class SimBoardSource:
     timing does not depend on their values.
     """
 
+    #: a simulated board loads any overlay, but no bitstream of it exists for a real one
+    simulated = True
+
     def __init__(self, board_seed: int, frames: int = SIM_FRAMES):
         self.board_seed = int(board_seed)
         self.frames = frames

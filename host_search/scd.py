@@ -126,7 +126,8 @@ def run_scd(s) -> None:
         if e.status == "done" and e.meets(s.targets) and (e.iou or 0) > best_iou:
             best_iou, cur = e.iou or 0.0, e.cand
     s.step_done(0, {"coordinate": "start", "current": cur.key, "best_iou": best_iou,
-                    "trained": [e.key for e in evs], "screened": len(starts),
+                    "trained": [e.key for e in evs], "ious": [e.iou for e in evs],
+                    "screened": len(starts),
                     "feasible": len(starts), "pruned": 0, "current_knobs": cur.knobs.to_dict(),
                     "accelerator": cur.accel.to_dict()})
     idle, last = 0, None

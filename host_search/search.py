@@ -133,6 +133,7 @@ class Evaluated:
     step: int = 0
     qos: dict = field(default_factory=dict)      # source label -> QoS record dict
     error: str | None = None
+    needs_build: bool = True                      # no built bitstream of its overlay yet
 
     def best_qos(self) -> dict:
         for label in ("measured", "simulated", "estimated"):
@@ -144,9 +145,7 @@ class Evaluated:
         q = self.best_qos()
         if not q or q.get("fps") is None or q["fps"] < targets.fps:
             return False
-        if targets.max_power_w is not None and (q.get("power_w") or 0) > targets.max_power_w:
-            return False
-        return bool(self.cand.accel.dsp >= 0)
+        return targets.max_power_w is None or (q.get("power_w") or 0) <= targets.max_power_w
 
 
 # ---------------------------------------------------------------------------
@@ -290,6 +289,12 @@ class Search:
         """QoS of a trained candidate from the source, when it can measure it."""
         d = ev.cand.design
         if not self.source.can_measure(d):
+            # judged by estimate: no board has an overlay that runs it
+            if self.journal.measurement(ev.cand.key, self.source.name) is None:
+                self.journal.add_measurement(ev.cand.key, {**ev.qos["estimated"],
+                                                           "needs_build": True},
+                                             self.source.name, ev.key)
+            ev.needs_build = True
             return
         rec = self.journal.measurement(ev.cand.key, self.source.name)
         fresh = rec is None
@@ -301,6 +306,7 @@ class Search:
             self.journal.add_measurement(ev.cand.key, rec, self.source.name, ev.key)
         ev.qos[rec["source"]] = {k: rec.get(k) for k in ("source", "fps", "latency_ms",
                                                          "power_w", "power_source")}
+        ev.needs_build = bool(getattr(self.source, "simulated", False))
         self.estimator.observe(d, estimate(d), QoSRecord.from_dict(rec))
         entry = getattr(self.estimator, "journal_entry", lambda: None)()
         if fresh and entry is not None:      # corrections + error before/after (calibrate)
@@ -376,9 +382,10 @@ def data_images(data: str) -> tuple[int, int]:
 
 
 def fastest_in_space(s: Search, live: list[BundleInfo]) -> tuple[float, str]:
-    """The best estimated FPS of the smallest network of every live bundle."""
+    """The best estimated FPS of the smallest network of the live bundles (those whose
+    prototypes are fastest: the smallest networks rank alike)."""
     best, name = 0.0, ""
-    for b in live:
+    for b in sorted(live, key=lambda b: (-b.estimate["max_fps"], b.key))[:8]:
         k = NetKnobs(b.key, 3, 8, 1.0, (0, 1, 2), 6, 6, 0.4)
         net = build_network(b.template, k, s.targets.base_input)
         if not valid_network(net):
@@ -520,7 +527,7 @@ def finish_winner(s: Search, ev: Evaluated) -> dict:
         if rec is not None:
             qos[rec["source"]] = rec
     label = next(x for x in ("measured", "simulated", "estimated") if x in qos)
-    simulated_only = getattr(s.source, "simulated", isinstance(s.source, SimBoardSource))
+    simulated_only = bool(getattr(s.source, "simulated", False))
     return {"name": name, "package": str(pkg_dir), "overlay_project": str(pkg_dir /
                                                                         "overlay-build"),
             "design_key": ev.cand.key, "bundle": ev.cand.knobs.bundle,
@@ -664,6 +671,7 @@ def _row(e: Evaluated) -> dict:
             "fps": q.get("fps"), "fps_source": q.get("source"), "power_w": q.get("power_w"),
             "power_source": q.get("power_source") or q.get("source"), "dsp": a.dsp,
             "bram18": a.bram18, "resources_source": "estimated",
+            "needs_build": e.needs_build,
             "knobs": e.cand.knobs.to_dict()}
 
 

@@ -29,7 +29,7 @@ from pynq_codesign.design import (Bundle, Decode, Design, Layer, Network, Stage,
                                   size_overlay)
 from pynq_codesign.fixedpoint import FixedFormat
 
-from .qos_model import DesignBatch, estimate_batch
+from .qos_model import DesignBatch
 
 #: The paper's network input (DAC-SDC, 3x160x360); knobs resize it.
 BASE_INPUT = (160, 360)

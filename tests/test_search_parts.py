@@ -2,7 +2,6 @@
 executor fault handling, bad input of `codesign search`."""
 from __future__ import annotations
 
-import json
 import sqlite3
 import subprocess
 import sys
@@ -14,7 +13,7 @@ from host_search.bundles import enumerate_bundles, estimate_bundles
 from host_search.journal import Journal, JournalError
 from host_search.measure import RatioEstimator, RawEstimator
 from host_search.qor import keep_top, select_prototypes
-from host_search.space import NetKnobs, Targets, build_network, realise
+from host_search.space import NetKnobs, Targets, realise
 from pynq_codesign.design import check_fits
 from pynq_codesign.devices import load_device
 

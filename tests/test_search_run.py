@@ -125,6 +125,7 @@ def test_sigkill_midway_then_resume_loses_and_repeats_nothing(data, unbroken, tm
     assert (run / "report" / "report.html").is_file()
 
 
+@pytest.mark.slow
 def test_three_strategies_share_one_budget_unit(data, unbroken, tmp_path):
     charged = {"scd": _result(unbroken)["charged_image_epochs"]}
     for st in ("random", "topdown"):
