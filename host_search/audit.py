@@ -24,7 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from pynq_codesign.design import Design
+from pynq_codesign.design import Bundle, Design, Layer, Network, Overlay, Stage, check_fits
+from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.platform.sim.emulator import run_program as emulate
 from pynq_codesign.randparams import random_inputs, random_program
 from pynq_codesign.wire import Program, pack_feature, unpack_feature
@@ -109,6 +110,7 @@ class DesignAudit:
     name: str
     passes: tuple[PassAudit, ...]
     exact: bool            # the audit build's output equals the emulator's
+    program: Program | None = None
 
     @property
     def cycles(self) -> list[int]:
@@ -192,8 +194,75 @@ def audit_design(design: Design, engine: AuditEngine | None = None, seed: int = 
     x = random_inputs(design, 1, seed + 1)[0]
     y, audits = engine.audit_program(prog, x)
     exact = bool(np.array_equal(y, emulate(prog, x, design.overlay)))
-    return DesignAudit(design.name, tuple(audits), exact)
+    return DesignAudit(design.name, tuple(audits), exact, prog)
+
+
+def structure_mismatches(design: Design, result: DesignAudit) -> list[str]:
+    """Where the simulated board's loop structure (pynq_codesign.platform.sim.structure)
+    differs from what the audit counted, loop by loop ([] = equal)."""
+    from pynq_codesign.platform.sim.structure import pass_loops
+    from pynq_codesign.wire import read_descriptor
+    out = []
+    for pa, ps in zip(result.passes, result.program.passes):
+        header, entries = read_descriptor(result.program.params, ps.desc_offset)
+        want = {(lc.process, lc.label): (lc.entries, lc.iters)
+                for lc in pass_loops(header, entries, design.overlay)}
+        got = {(lp.process, lp.label): (lp.entries, lp.iters) for lp in pa.loops}
+        if want != got:
+            out.append(f"pass {pa.index}: structure {sorted(set(want.items()) - set(got.items()))}"
+                       f" vs audit {sorted(set(got.items()) - set(want.items()))}")
+    return out
 
 
 def with_name(design: Design, name: str) -> Design:
     return replace(design, name=name)
+
+
+#: Overlays for random designs: word sizes that divide the beat, exceed it, and neither
+#: (pe 3, simd 5), two feature widths (8 and 12 bits: 8 and 4 codes a beat).
+RANDOM_OVERLAYS = (
+    Overlay(weight_bits=8, feature_bits=8, band_rows=2, max_channels=16, max_width=12,
+            max_row_elems=16 * 12, max_layer_weights=9 * 16 * 16,
+            stages=(Stage("conv3", 3, 5), Stage("dw", 2), Stage("pw", 4, 16), Stage("pool"))),
+    Overlay(weight_bits=6, feature_bits=12, band_rows=3, max_channels=16, max_width=12,
+            max_row_elems=16 * 12, max_layer_weights=9 * 16 * 16,
+            stages=(Stage("dw", 5), Stage("pw", 3, 3), Stage("pool"))),
+)
+
+
+def random_design(overlay: Overlay, rng: np.random.Generator, name: str = "random") -> Design:
+    """A one-bundle network on ``overlay``'s chain (some slots left out, so passes bypass
+    them), random shapes, strides, channel counts and activations; drawn again until it
+    fits the overlay (design.check_fits)."""
+    while True:
+        d = _draw_design(overlay, rng, name)
+        if not check_fits(d.network, overlay):
+            return d
+
+
+def _draw_design(ov: Overlay, rng: np.random.Generator, name: str) -> Design:
+    c, h, w = int(rng.integers(1, 12)), int(rng.integers(2, 9)), int(rng.integers(2, 11))
+    layers = []
+    for kind in ov.stage_kinds:
+        if layers and rng.random() < 0.25:
+            continue
+        stride = int(rng.integers(1, 3)) if kind in ("dw", "conv3") else 1
+        oc = int(rng.integers(1, 15)) if kind in ("pw", "conv3") else None
+        act = str(rng.choice(["none", "relu", "relu6"]))
+        fmt = FixedFormat(ov.feature_bits, int(rng.integers(0, 4)))
+        wf = FixedFormat(ov.weight_bits, 1) if kind != "pool" else None
+        layers.append(Layer(kind, oc, stride, act, wf, fmt if kind != "pool" else None))
+    net = Network(input_channels=c, input_height=h, input_width=w,
+                  bundles=(Bundle(tuple(layers)),),
+                  input_format=FixedFormat(ov.feature_bits, 3),
+                  weight_format=FixedFormat(ov.weight_bits, 1),
+                  feature_format=FixedFormat(ov.feature_bits, 3))
+    return Design(name, ov, net)
+
+
+def model_errors(design: Design, result: DesignAudit) -> list[float]:
+    """Per pass, (model - audited) / audited of the QoS model's structural cycles
+    (:attr:`host_search.qos_model.BatchEstimate.pass_cycles`)."""
+    from .qos_model import DesignBatch, estimate_batch
+    est = estimate_batch(DesignBatch.from_design(design)).pass_cycles[0]
+    return [(float(m) - a) / a for m, a in zip(est, result.cycles)]

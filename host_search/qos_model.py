@@ -1,28 +1,28 @@
 """The analytical QoS model: closed-form latency, resources and power of design points.
 
-It estimates what the bundle engine (one engine computes every bundle in turn, its
-stages pipelined over row bands inside a pass) does on a device, for many design points
-at once: numpy arrays over design points (struct-of-arrays, :class:`DesignBatch`) of a
-fixed *topology* (:class:`Topology`: layer kinds and strides, bundles, the engine's
-stage chain, the device). Everything numeric may vary per point: input size, channel
-widths, bit widths, parallelism (``pe``/``simd``), clock, band rows, buffer sizes.
-:func:`estimate_batch` gives arrays (:class:`BatchEstimate`); :func:`estimate` wraps it
-for one :class:`~pynq_codesign.design.Design` and returns a
+It estimates what the bundle engine (one engine computes every bundle in turn, the
+processes of its dataflow region running at once inside a pass) does on a device, for
+many design points at once: numpy arrays over design points (struct-of-arrays,
+:class:`DesignBatch`) of a fixed *topology* (:class:`Topology`: layer kinds and strides,
+bundles, the engine's stage chain, the device). Everything numeric may vary per point:
+input size, channel widths, bit widths, parallelism (``pe``/``simd``), clock, buffer
+sizes. :func:`estimate_batch` gives arrays (:class:`BatchEstimate`); :func:`estimate`
+wraps it for one :class:`~pynq_codesign.design.Design` and returns a
 :class:`~pynq_codesign.qos.QoSRecord` labelled ``estimated``.
 
 What it counts (``docs/qos-model.md`` explains it for people):
 
-* **Latency** per pass (:func:`pynq_codesign.design.plan_passes`) and per row band:
-  the load (input DMA stream), every stage's compute and the store (output stream) of a
-  band form a pipeline with double-buffered band memories, so a pass takes
-  ``fill + (bands - 1) * slowest + drain``; the load and store share the DDR bandwidth
-  (device DDR peak x :attr:`ModelConstants.ddr_efficiency`, each direction capped by the
-  64-bit stream at the fabric clock). Before its bands, a pass loads its weights over
-  ``m_axi`` (not overlapped; bursts with a latency each) and pays the driver's start-up
-  and the DMA set-up. Stage compute cycles fold the layer over the stage's lanes with a
-  ceiling per fold: dw ``ceil(C/pe)``, pw/conv3 ``ceil(IC/simd) * ceil(OC/pe)`` per
-  output pixel, pool one beat of elements per cycle; plus per-row and per-band loop
-  overheads and a pipeline depth per stage.
+* **Latency** per pass (:func:`pynq_codesign.design.plan_passes`): the descriptor (two
+  m_axi bursts), then every process at once: the input stream, each stage (its weight
+  load, one weight a cycle and never ahead of the m_axi fetch, then one flattened loop
+  over the map at II=1; its beat/word converters alongside) and the output stream, so a
+  pass takes the slowest of them plus a pipeline depth per stage; the streams share
+  the DDR bandwidth (device DDR peak x :attr:`ModelConstants.ddr_efficiency`, each
+  direction capped by the 64-bit stream at the fabric clock). Plus the driver's start-up
+  and the DMA set-up per pass. Stage cycles (:func:`_stage_cycles`) are the closed form
+  of the loops the C++ runs; :attr:`BatchEstimate.pass_cycles` (the structural part,
+  no memory system) is checked against the access audit's counts of the C simulation
+  (within 10 %, ``benchmarks/bench_cycles_audit.py``).
 * **Resources** from :mod:`host_search.binding` (DSPs per multiplier, BRAM18 per
   buffer) plus LUT/FF for adder trees, requantisation, memory banks and control.
 * **Power**: board static + PS + PL static (device profile) + fabric dynamic from
@@ -75,9 +75,7 @@ class ModelConstants:
     pass_overhead_us: float = 40.0        # driver per pass: registers, ap_start, idle poll
     frame_overhead_us: float = 100.0      # driver per frame: cache flush / invalidate
     # datapath
-    stage_depth_cycles: int = 30          # pipeline fill / drain of one stage per band
-    band_overhead_cycles: int = 20        # per band and stage: loop entry, buffer swap
-    row_overhead_cycles: int = 3          # per row and stage: inner loop re-entry
+    stage_depth_cycles: int = 20          # pipeline fill / drain of one stage per pass
     # resources: LUT / FF
     lut_control: int = 4500               # AXI-Lite, m_axi, two AXIS, descriptor FSM
     ff_control: int = 6500
@@ -87,8 +85,12 @@ class ModelConstants:
     ff_per_dsp_mult: int = 24             # operand / pipeline registers
     adder_lut_per_bit: float = 1.0        # fabric adder trees (one LUT per sum bit)
     adder_ff_per_bit: float = 1.0
-    lut_per_requant_lane: int = 160       # 48-bit accumulator, bias, activation,
-    ff_per_requant_lane: int = 190        # shift-round, saturate
+    # requantiser per output lane (hls/requant.h), on its acc_bits + 4 datapath: ReLU /
+    # ReLU6 (2 LUTs a bit), round (2), the left shift's two thresholds (2), saturation (2),
+    # plus the right barrel shifter (one LUT6 per bit per two levels of its unsigned
+    # amount) and the left shift of the output code; registers: three pipeline stages
+    requant_lut_per_bit: float = 8.0
+    requant_ff_per_bit: float = 3.0
     lut_per_bank: int = 10                # address / enable logic per memory bank
     ff_per_bank: int = 12
     lut_per_pool_lane: int = 20           # compare-select per pool lane
@@ -199,8 +201,12 @@ class DesignBatch:
     max_layer_weights: np.ndarray
     row_elems: np.ndarray | None = None
     weight_words: np.ndarray | None = None
+    acc_bits: np.ndarray | None = None       # accumulator width (default 48)
 
     def __post_init__(self) -> None:
+        if self.acc_bits is None:
+            self.acc_bits = 48
+        self.acc_bits = np.asarray(self.acc_bits, dtype=np.int64)
         n = None
         for name in _BATCH_SCALARS:
             v = np.atleast_1d(np.asarray(getattr(self, name)))
@@ -261,7 +267,8 @@ class DesignBatch:
             words.append([s.weight_words or 0 for s in ov.stages])
         return cls(topo, **{k: np.asarray(v) for k, v in cols.items()},
                    out_channels=np.asarray(oc), pe=np.asarray(pe), simd=np.asarray(simd),
-                   row_elems=np.asarray(rows), weight_words=np.asarray(words))
+                   row_elems=np.asarray(rows), weight_words=np.asarray(words),
+                   acc_bits=np.asarray([d.overlay.acc_bits for d in designs]))
 
     @classmethod
     def from_design(cls, design: Design, n: int = 1,
@@ -388,6 +395,9 @@ class BatchEstimate:
     # calibration fits a correction per term (host_search.calibrate)
     latency_terms_ms: dict[str, np.ndarray] = field(default_factory=dict)
     frame_overhead_ms: np.ndarray | None = None   # per frame, outside the bundles
+    # (N, passes): the engine's structural cycles per pass at II=1 (no memory system),
+    # the figure the access audit of the C simulation checks (within 10 %)
+    pass_cycles: np.ndarray | None = None
     # the power split (N,) W, summing to power_w before the calibration hooks
     power_terms_w: dict[str, np.ndarray] = field(default_factory=dict)
 
@@ -409,14 +419,34 @@ def _map_unique(fn: Callable[[int], int], arr: np.ndarray) -> np.ndarray:
 
 
 def _stage_cycles(kind: str, s: LayerShape, pe: np.ndarray, simd: np.ndarray,
-                  fb: np.ndarray) -> np.ndarray:
-    """Compute cycles of one layer on its stage (no overheads)."""
+                  fb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Cycles of one layer on its stage at II=1, as the engine's loops run it
+    (docs/accelerator.md): ``(compute, unpack, pack)``. ``compute`` is the weight and
+    bias load (one weight a cycle) plus the one flattened loop over the map: dw and
+    conv3 scan ``(H + 1) x (W + 1)`` steps (a window drains at the bottom and right
+    edges), ``ceil(IC / lanes)`` folds each, a conv3 step that completes a window
+    ``ceil(OC / PE)`` times as many; pw is a pixel pipeline (one pixel ahead). The
+    converters move a pixel per ``max(beats, words)`` cycles. A pool is one loop over
+    the beats of its input."""
     cd = bd._ceil_div
+    lanes = bd.beat_lanes(fb)
+    zero = 0 * pe
+    if kind == "pool":
+        return s.in_h * s.in_w * cd(s.in_c, lanes) + zero, zero, zero
+    r = pe if kind == "dw" else simd
+    icf, ocf = cd(s.in_c, r), cd(s.out_c, pe)
+    steps = (s.in_h + 1) * (s.in_w + 1)
+    outs = s.out_h * s.out_w
     if kind == "dw":
-        return s.out_h * s.out_w * cd(s.in_c, pe)
-    if kind in ("pw", "conv3"):
-        return s.out_h * s.out_w * cd(s.in_c, simd) * cd(s.out_c, pe)
-    return s.in_h * s.in_w * cd(s.in_c, bd.pool_lanes(fb))
+        load, scan = 9 * s.in_c + s.in_c, steps * icf
+    elif kind == "pw":
+        load, scan = s.in_c * s.out_c + s.out_c, icf + outs * ocf * icf
+    else:
+        load = 9 * s.in_c * s.out_c + s.out_c
+        scan = outs * ocf * icf + (steps - outs) * icf
+    unpack = s.in_h * s.in_w * np.maximum(cd(s.in_c, lanes), icf)
+    pack = outs * np.maximum(ocf, cd(s.out_c, lanes))
+    return load + scan + zero, unpack + zero, pack + zero
 
 
 # ---------------------------------------------------------------------------
@@ -467,8 +497,8 @@ def resources(b: DesignBatch, k: ModelConstants = DEFAULT_CONSTANTS,
         lut += k.adder_lut_per_bit * pe * (terms - 1) * width
         ff += k.adder_ff_per_bit * pe * (terms - 1) * width
         # accumulator across folds + requantisation, per output lane
-        lut += pe * k.lut_per_requant_lane
-        ff += pe * k.ff_per_requant_lane
+        lut += pe * requant_luts(b.acc_bits, fb, k)
+        ff += pe * k.requant_ff_per_bit * (b.acc_bits + 4)
     bram = np.zeros(n, dtype=np.int64)
     S = range(t.n_stages)
     geo = bd.buffer_geometry(t.stage_kinds, [b.pe[:, s] for s in S],
@@ -552,51 +582,61 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
     def term(name: str) -> np.ndarray:
         return terms.setdefault(name, np.zeros((n, t.n_bundles)))
 
+    pass_cyc = []
+    lanes = bd.beat_lanes(fb)
     for ps in t.passes:
         first, last = shapes[ps.layers[0]], shapes[ps.layers[-1]]
-        bands = bd._ceil_div(first.in_h, b.band_rows)
         in_b = fmap_bytes(first.in_c, first.in_h, first.in_w)
         out_b = fmap_bytes(last.out_c, last.out_h, last.out_w)
-        # weights and biases of the pass over m_axi, before the bands start
+        # the descriptor: two m_axi bursts (header, entries) before the dataflow region
+        desc = bd._ceil_div(8 + 20 * len(ps.layers), 2) + 2 * k.maxi_burst_gap_cycles
+        # weights and biases of the pass over m_axi, slot by slot, while the map streams
         wbytes = np.zeros(n, dtype=np.int64)
-        for gi in ps.layers:
-            if t.layer_kinds[gi] != "pool":
-                wbytes += _align8(nw_l[gi] * w_bytes) + _align8(shapes[gi].out_c * 4)
-        bursts = bd._ceil_div(wbytes, maxi_burst_bytes)
-        t_w = wbytes / maxi_bw + bursts * k.maxi_burst_gap_cycles / f_hz
-        # per band: memory and every stage
-        t_load = in_b / bands / stream_bw
-        t_store = out_b / bands / stream_bw
-        t_mem = np.maximum(np.maximum(t_load, t_store), (in_b + out_b) / bands / ddr_bw)
-        t_st = []
+        fetched = np.zeros(n)
+        t_st, c_st = [], []
         for gi, slot in zip(ps.layers, ps.slots):
             s, kind = shapes[gi], t.layer_kinds[gi]
-            cyc = _stage_cycles(kind, s, b.pe[:, slot], b.simd[:, slot], fb)
-            rows = bd._ceil_div(s.in_h, bands)
-            t_st.append((cyc / bands + k.band_overhead_cycles
-                         + rows * k.row_overhead_cycles) / f_hz)
+            comp, unpk, repk = _stage_cycles(kind, s, b.pe[:, slot], b.simd[:, slot], fb)
+            t_comp = comp / f_hz
+            if kind != "pool":
+                nb = _align8(nw_l[gi] * w_bytes) + _align8(s.out_c * 4)
+                wbytes += nb
+                fetched = fetched + nb / maxi_bw + bd._ceil_div(nb, maxi_burst_bytes) \
+                    * k.maxi_burst_gap_cycles / f_hz
+                load = (nw_l[gi] + s.out_c) / f_hz           # a stage waits for its weights
+                t_comp = t_comp + np.maximum(fetched - load, 0.0)
+            t_st.append(np.maximum(t_comp, np.maximum(unpk, repk) / f_hz))
+            c_st.append(np.maximum(comp, np.maximum(unpk, repk)))
             bundle_macs[:, ps.bundle] += macs_l[gi]
+        t_w = fetched
+        beats_in, beats_out = in_b // BEAT_BYTES, out_b // BEAT_BYTES
+        t_mem = np.maximum(np.maximum(in_b, out_b) / stream_bw, (in_b + out_b) / ddr_bw)
         t_comp = np.max(t_st, axis=0)
-        steady = np.maximum(t_mem, t_comp)
-        fill = t_load + sum(t_st) + t_store + len(t_st) * k.stage_depth_cycles / f_hz
-        t_bands = fill + (bands - 1) * steady
-        t_pass = (k.pass_overhead_us + k.dma_setup_us) * 1e-6 + t_w + t_bands
-        steady_rest = (bands - 1) * steady
-        cb, slowest = t_comp >= t_mem, np.argmax(t_st, axis=0)
-        term("overhead")[:, ps.bundle] += (k.pass_overhead_us + k.dma_setup_us) * 1e-3
-        term("weights")[:, ps.bundle] += t_w * 1e3
-        term("transfer")[:, ps.bundle] += (t_load + t_store
-                                           + np.where(cb, 0.0, steady_rest)) * 1e3
+        depth = len(ps.layers) * k.stage_depth_cycles
+        t_body = np.maximum(np.maximum(t_comp, t_mem), t_w)
+        over = (k.pass_overhead_us + k.dma_setup_us) * 1e-6
+        t_pass = over + (desc + depth) / f_hz + t_body
+        # the structural cycles (the engine's loops at II=1, no DDR): what the access
+        # audit of the C simulation counts (benchmarks/bench_cycles_audit.py)
+        pass_cyc.append(desc - 2 * k.maxi_burst_gap_cycles + k.stage_depth_cycles + np.maximum(
+            np.max(c_st, axis=0), np.maximum(np.maximum(beats_in, beats_out),
+                                             wbytes // BEAT_BYTES)))
+        cb, slowest = t_comp > t_mem, np.argmax(t_st, axis=0)
+        mem_bound = (t_mem >= t_comp) & (t_mem >= t_w)
+        w_bound = (t_w > t_comp) & (t_w > t_mem)
+        term("overhead")[:, ps.bundle] += (over + desc / f_hz) * 1e3
+        term("weights")[:, ps.bundle] += np.where(w_bound, t_body, 0.0) * 1e3
+        term("transfer")[:, ps.bundle] += np.where(mem_bound, t_body, 0.0) * 1e3
         for j, gi in enumerate(ps.layers):
             term(f"compute_{t.layer_kinds[gi]}")[:, ps.bundle] += (
-                t_st[j] + k.stage_depth_cycles / f_hz
-                + np.where(cb & (slowest == j), steady_rest, 0.0)) * 1e3
+                k.stage_depth_cycles / f_hz
+                + np.where(~mem_bound & ~w_bound & (slowest == j), t_body, 0.0)) * 1e3
         pass_ms.append(t_pass * 1e3)
-        pass_cb.append(t_comp >= t_mem)
+        pass_cb.append(cb)
         bundle_ms[:, ps.bundle] += t_pass * 1e3
         w_ms_total += t_w * 1e3
         ddr_total += in_b + out_b + wbytes
-        busy_s += bands * t_comp
+        busy_s += t_comp
     frame_ms = k.frame_overhead_us * 1e-3
     latency_ms = (bundle_ms.sum(axis=1) + frame_ms) * k.latency_scale
     bundle_ms = bundle_ms * k.latency_scale
@@ -625,9 +665,23 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
         pass_compute_bound=np.stack(pass_cb, axis=1), weight_load_ms=w_ms_total,
         ddr_bytes=ddr_total, duty=duty, budget=budget,
         latency_terms_ms={kk: v * k.latency_scale for kk, v in terms.items()},
+        pass_cycles=np.stack(pass_cyc, axis=1),
         frame_overhead_ms=np.full(n, frame_ms * k.latency_scale),
         power_terms_w={"static": np.full(n, static_w, dtype=np.float64), "fabric": dyn_w,
                        "ddr": ddr_w})
+
+
+def requant_luts(acc_bits: Any, feature_bits: Any, k: ModelConstants = DEFAULT_CONSTANTS
+                 ) -> Any:
+    """LUTs of one requantiser lane (hls/requant.h): an ``acc_bits + 4`` datapath with
+    a one-way right shift by an unsigned amount of up to ``acc_bits + 1`` (a barrel
+    shifter: one LUT6 4:1 mux per bit per two of its ``ceil(log2(acc_bits + 2))``
+    levels), activation, rounding, the left shift's thresholds and saturation
+    (``requant_lut_per_bit`` LUTs a bit), and a left shift of the output code by up to
+    32 (three levels on ``feature_bits``)."""
+    w = np.asarray(acc_bits, dtype=np.int64) + 4
+    levels = np.ceil(np.log2(np.asarray(acc_bits, dtype=np.float64) + 2)).astype(np.int64)
+    return w * (k.requant_lut_per_bit + (levels + 1) // 2) + 3 * np.asarray(feature_bits)
 
 
 def _align8(x: np.ndarray) -> np.ndarray:

@@ -1,7 +1,8 @@
 """The access audit (issue 8): the instrumented C simulation flags what breaks II=1 (a
 deliberately unaligned access stays a failing case here), passes on the engine's own
-loops for the reference designs and random designs, and counts the trip counts the
-simulated board's structure (platform/sim/structure.py) must equal."""
+loops for the reference designs and random designs, counts the trip counts the simulated
+board's structure (platform/sim/structure.py) must equal loop by loop, and the cycles
+per pass the QoS model's closed form must meet within 10%."""
 from __future__ import annotations
 
 import json
@@ -13,8 +14,7 @@ import pytest
 
 from host_search import audit, csim
 from host_search.hls_gen import HLS_DIR
-from pynq_codesign.design import Bundle, Design, Layer, Network, Overlay, Stage, load_design
-from pynq_codesign.fixedpoint import FixedFormat
+from pynq_codesign.design import load_design
 from tests.helpers import tiny_design
 
 pytestmark = pytest.mark.skipif(not shutil.which("g++"), reason="needs g++")
@@ -95,6 +95,8 @@ def test_audit_tiny_design_meets_ii1_and_is_exact():
     assert r.exact, "the audit build's output differs from the emulator"
     assert not r.violations, r.violations
     assert all(c > 0 for c in r.cycles)
+    assert audit.structure_mismatches(d, r) == []
+    assert max(abs(e) for e in audit.model_errors(d, r)) <= 0.10
 
 
 @pytest.mark.slow
@@ -104,48 +106,20 @@ def test_audit_reference_designs_meet_ii1(name):
     r = audit.audit_design(d)
     assert r.exact
     assert not r.violations, r.violations
-
-
-def _random_design(ov: Overlay, rng) -> Design:
-    kinds = list(ov.stage_kinds)
-    c, h, w = int(rng.integers(1, 12)), int(rng.integers(2, 9)), int(rng.integers(2, 11))
-    layers = []
-    for kind in kinds:
-        if rng.random() < 0.25 and len(layers) > 0:
-            continue
-        stride = int(rng.integers(1, 3)) if kind in ("dw", "conv3") else 1
-        oc = int(rng.integers(1, 15)) if kind in ("pw", "conv3") else None
-        act = str(rng.choice(["none", "relu", "relu6"]))
-        fmt = FixedFormat(ov.feature_bits, int(rng.integers(0, 4)))
-        wf = FixedFormat(ov.weight_bits, 1) if kind != "pool" else None
-        layers.append(Layer(kind, oc, stride, act, wf, fmt if kind != "pool" else None))
-    net = Network(input_channels=c, input_height=h, input_width=w,
-                  bundles=(Bundle(tuple(layers)),),
-                  input_format=FixedFormat(ov.feature_bits, 3),
-                  weight_format=FixedFormat(ov.weight_bits, 1),
-                  feature_format=FixedFormat(ov.feature_bits, 3))
-    return Design("random", ov, net)
-
-
-#: Random overlays: word sizes that divide the beat, exceed it, and neither (pe 3, simd 5).
-RANDOM_OVERLAYS = [
-    Overlay(weight_bits=8, feature_bits=8, band_rows=2, max_channels=16, max_width=12,
-            max_row_elems=16 * 12, max_layer_weights=9 * 16 * 16,
-            stages=(Stage("conv3", 3, 5), Stage("dw", 2), Stage("pw", 4, 16), Stage("pool"))),
-    Overlay(weight_bits=6, feature_bits=12, band_rows=3, max_channels=16, max_width=12,
-            max_row_elems=16 * 12, max_layer_weights=9 * 16 * 16,
-            stages=(Stage("dw", 5), Stage("pw", 3, 3), Stage("pool"))),
-]
+    assert audit.structure_mismatches(d, r) == []
+    assert max(abs(e) for e in audit.model_errors(d, r)) <= 0.10, audit.model_errors(d, r)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("k", range(len(RANDOM_OVERLAYS)))
+@pytest.mark.parametrize("k", range(len(audit.RANDOM_OVERLAYS)))
 def test_audit_random_designs_meet_ii1(k):
-    ov = RANDOM_OVERLAYS[k]
+    ov = audit.RANDOM_OVERLAYS[k]
     eng = audit.build(ov)
     rng = np.random.default_rng(100 + k)
     for i in range(6):
-        d = _random_design(ov, rng)
+        d = audit.random_design(ov, rng)
         r = audit.audit_design(d, eng, seed=i)
         assert r.exact, (i, d.network.to_dict() if hasattr(d.network, "to_dict") else i)
         assert not r.violations, (i, r.violations)
+        assert audit.structure_mismatches(d, r) == [], i
+        assert max(abs(e) for e in audit.model_errors(d, r)) <= 0.10, (i, audit.model_errors(d, r))

@@ -1,24 +1,25 @@
-"""The simulated board's timing: a discrete-event model of the row-band pipeline.
+"""The simulated board's timing: the engine's loop structure plus this board's physics.
 
-This is the simulated board's *own* account of time, written from how the hardware runs
-(DESIGN.md 2) and independent of the host's closed-form estimate: it shares nothing with
-``host_search`` but the device profile. What it models, per engine pass:
+This is the simulated board's *own* account of time, independent of the host's
+closed-form estimate: it shares nothing with ``host_search`` but the device profile. Per
+engine pass:
 
-* **Prologue**: ap_start, the pass descriptor read over the ``m_axi`` port, then each
-  convolution's weights and biases loaded over ``m_axi`` in bursts (each burst pays a DDR
-  round trip) before the first band streams.
-* **Row bands**: the input map arrives as 64-bit beats from the MM2S DMA in bursts of 16
-  beats with idle cycles between bursts, throttled by the DDR's efficient bandwidth
-  (shared between the read and the write stream in proportion to their bytes). Each stage
-  of the chain (dw / pw / conv3 / pool, on its slot) processes a band in
-  ``pixels x ceil(channels / PE) x ceil(in_channels / SIMD)`` cycles plus its pipeline
-  depth and a per-row loop overhead; a 3x3 stage needs one halo row of the next band.
-  Band memories are double-buffered: a stage cannot start band ``b`` before its consumer
-  has finished band ``b - 2`` (FIFO back-pressure), and the DMA cannot run more than two
-  bands ahead of the first stage. The S2MM DMA writes each output band when the last stage
-  has produced it. DDR refreshes and CPU traffic stall a burst now and then.
-* **Epilogue**: the core goes idle when the last stage drains; the receive channel is idle
-  when the last beat is in DDR.
+* **Structure** (:mod:`.structure`): the exact trip counts of every pipelined loop of
+  the HLS engine, per dataflow process (descriptor bursts, parameter fetch, input
+  stream, each stage's converters, weight load and flattened map loop, output stream):
+  the same counts the access audit of the C simulation takes from the C++ (tests hold
+  them equal). Each loop costs its iterations (II=1) plus this board's fill and drain per
+  entry (:data:`STAGE_DEPTH_CYCLES`, :data:`LOOP_FILL_CYCLES`).
+* **Physics on top**: ap_start, the descriptor over ``m_axi`` with the DDR round trip per
+  burst; the weights over ``m_axi`` in bursts, a stage's map loop starting only once its
+  weights are in; the input and output DMA streams in bursts of 16 beats with idle
+  cycles between bursts, throttled by the DDR's efficient bandwidth (shared between the
+  read and the write stream in proportion to their bytes), starting after the DMA's
+  set-up. The processes of the dataflow region run at once, so the pass takes as long as
+  the slowest plus the chain's fill; DDR refreshes and CPU traffic stall it now and then
+  (one chance per band of rows).
+* **Epilogue**: the core goes idle when the last process drains; the receive channel is
+  idle when the last beat is in DDR.
 
 Driver calls (register writes and reads, ``transfer()`` with its cache flush, poll loops)
 cost CPU time on the board's ARM and advance the simulated clock too.
@@ -34,10 +35,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ...design import LayerShape, Overlay, layer_weights
+from ...design import LayerShape, Overlay, layer_macs, layer_weights
 from ...devices import Device
 from ...fixedpoint import container_bytes
 from ...wire import BEAT_BYTES, HEADER_WORDS, LAYER_TYPE_ID, LAYER_WORDS, padded_channels
+from .structure import TOP, pass_loops
 
 _KIND = {v: k for k, v in LAYER_TYPE_ID.items()}
 
@@ -45,10 +47,10 @@ _KIND = {v: k for k, v in LAYER_TYPE_ID.items()}
 DMA_BURST_BEATS = 16
 #: Beats per m_axi burst of the weight port (HLS ``max_read_burst_length`` default).
 MAXI_BURST_BEATS = 16
-#: Pipeline depth (cycles from first input to first output) of each stage kind.
-STAGE_DEPTH_CYCLES = {"dw": 14, "pw": 10, "conv3": 18, "pool": 3}
-#: Loop exit / re-entry cycles per row of a band in each stage.
-ROW_OVERHEAD_CYCLES = 3
+#: Pipeline depth (cycles from first input to first output) of each stage's map loop.
+STAGE_DEPTH_CYCLES = {"DW_MAP": 14, "PW_MAP": 10, "C3_MAP": 18, "POOL_MAP": 3}
+#: Fill and drain of any other pipelined loop (converters, loads, stream edges).
+LOOP_FILL_CYCLES = 3
 #: Cycles from ap_start until the core issues its first m_axi read.
 START_CYCLES = 8
 #: Nominal ratio of the board CPU's (Cortex-A9, 650 MHz) time to this host's time for the
@@ -107,35 +109,6 @@ class PassTimeline:
     stages: list[str] = field(default_factory=list)
 
 
-def _band_rows(total: int, nb: int) -> list[int]:
-    """Rows of a map of ``total`` rows in each of ``nb`` bands (proportional split)."""
-    edges = [(b * total) // nb for b in range(nb + 1)]
-    return [edges[b + 1] - edges[b] for b in range(nb)]
-
-
-def _stage_cycles(kind: str, e: dict, rows_in: int, rows_out: int, ov: Overlay,
-                  lanes: int) -> tuple[int, int]:
-    """(cycles, MACs) of one stage on one band: ``rows_in`` input rows -> ``rows_out``."""
-    st = ov.stages[e["slot"]]
-    in_pix, out_pix = rows_in * e["in_w"], rows_out * e["out_w"]
-    ic, oc = e["in_c"], e["out_c"]
-    depth = STAGE_DEPTH_CYCLES[kind] + ROW_OVERHEAD_CYCLES * max(rows_in, rows_out)
-    if kind == "dw":
-        cyc = max(out_pix * math.ceil(ic / st.pe), in_pix * math.ceil(ic / lanes))
-        macs = 9 * ic * out_pix
-    elif kind == "pw":
-        cyc = out_pix * math.ceil(oc / st.pe) * math.ceil(ic / st.simd)
-        macs = ic * oc * out_pix
-    elif kind == "conv3":
-        cyc = max(out_pix * math.ceil(oc / st.pe) * math.ceil(ic / st.simd),
-                  in_pix * math.ceil(ic / lanes))
-        macs = 9 * ic * oc * out_pix
-    else:  # pool: one beat of channels per cycle
-        cyc = in_pix * math.ceil(ic / lanes)
-        macs = 0
-    return cyc + depth, macs
-
-
 class TimingModel:
     """The pass-level timing of one simulated board (device + overlay + hidden physics)."""
 
@@ -174,72 +147,62 @@ class TimingModel:
         """Event times of one pass: the send was issued at ``t_send``, the receive at
         ``t_recv``, ap_start at ``t_start`` (simulated seconds)."""
         ov, ph, f = self._ov, self._ph, self.f_hz
-        lanes = BEAT_BYTES // elem_bytes
         fb = ov.feature_bits
         cyc = lambda s: s * f  # noqa: E731   seconds -> cycles
-        # prologue: descriptor + weights over m_axi (before the first band streams)
+        loops = pass_loops(header, entries, ov)
+        proc: dict[str, float] = {}
+        load: dict[str, float] = {}          # a compute process's weight and bias loads
+        for lc in loops:
+            fill = STAGE_DEPTH_CYCLES.get(lc.label, LOOP_FILL_CYCLES)
+            c = lc.iters + lc.entries * fill
+            proc[lc.process] = proc.get(lc.process, 0.0) + c
+            if lc.label.startswith("LOAD_"):
+                load[lc.process] = load.get(lc.process, 0.0) + c
+        # prologue: ap_start, the descriptor over m_axi (bursts pay the DDR round trip)
         desc_bytes = 4 * (HEADER_WORDS + LAYER_WORDS * len(entries))
-        wbytes = 0
+        pro = START_CYCLES + self._maxi_cycles(desc_bytes) + ph.mem_latency_cycles
+        proc.pop(TOP, None)
+        # the weights over m_axi, slot by slot; a stage's map waits for its own
         wb = container_bytes(ov.weight_bits)
-        for e in entries:
-            n = layer_weights(_KIND[e["type"]], LayerShape(e["in_c"], e["in_h"], e["in_w"],
-                                                           e["out_c"], e["out_h"], e["out_w"]))
-            if n:
-                wbytes += n * wb + 4 * e["out_c"]
-        pro = START_CYCLES + self._maxi_cycles(desc_bytes) + (
-            self._maxi_cycles(wbytes) if wbytes else 0)
-        t0 = cyc(t_start) + pro
-        in_bytes_row = header["in_w"] * padded_channels(header["in_c"], fb) * elem_bytes
-        out_bytes_row = header["out_w"] * padded_channels(header["out_c"], fb) * elem_bytes
-        in_total, out_total = in_bytes_row * header["in_h"], out_bytes_row * header["out_h"]
-        share_in = in_total / max(in_total + out_total, 1)
-        nb = max(1, math.ceil(header["in_h"] / ov.band_rows))
-        in_rows = _band_rows(header["in_h"], nb)
-        out_rows = _band_rows(header["out_h"], nb)
-        S = len(entries)
-        st_in = [_band_rows(e["in_h"], nb) for e in entries]
-        st_out = [_band_rows(e["out_h"], nb) for e in entries]
         kinds = [_KIND[e["type"]] for e in entries]
-        work = [[_stage_cycles(kinds[s], entries[s], st_in[s][b], st_out[s][b], ov, lanes)
-                 for b in range(nb)] for s in range(S)]
-        macs = sum(m for row in work for _, m in row)
-        in_done = [0.0] * nb
-        out_done = [0.0] * nb
-        end = [[0.0] * nb for _ in range(S)]
-        stall_total = 0.0
-        dma_in_ready = cyc(t_send + ph.dma_setup_s)
-        dma_out_ready = cyc(t_recv + ph.dma_setup_s)
-        for b in range(nb):
-            # MM2S: back-pressured by the first stage's double-buffered band memory
-            start = max(dma_in_ready if b == 0 else in_done[b - 1], t0,
-                        end[0][b - 2] if b >= 2 else 0.0)
-            st = self._stall()
-            stall_total += st
-            in_done[b] = start + self._stream_cycles(in_rows[b] * in_bytes_row, share_in) + st
-            for s in range(S):
-                if s == 0:
-                    ready = in_done[b]
-                    row_t = (in_done[b] - start) / max(in_rows[b], 1)
-                else:
-                    ready = end[s - 1][b]
-                    row_t = work[s - 1][b][0] / max(st_out[s - 1][b], 1)
-                if kinds[s] in ("dw", "conv3") and b + 1 < nb:
-                    ready += row_t          # the halo row of the next band
-                consumer_free = 0.0
-                if b >= 2:
-                    consumer_free = end[s + 1][b - 2] if s + 1 < S else out_done[b - 2]
-                begin = max(ready, end[s][b - 1] if b else 0.0, consumer_free)
-                end[s][b] = begin + work[s][b][0]
-            st = self._stall()
-            stall_total += st
-            ostart = max(end[S - 1][b], out_done[b - 1] if b else dma_out_ready)
-            out_done[b] = ostart + self._stream_cycles(out_rows[b] * out_bytes_row,
-                                                       1.0 - share_in) + st
-        core_idle = max(end[S - 1][-1], out_done[-1] - self._stream_cycles(
-            out_rows[-1] * out_bytes_row, 1.0 - share_in)) + 2
+        fetched, wbytes, macs = 0.0, 0, 0
+        for e, kind in zip(entries, kinds):            # slot order (the descriptor's)
+            shape = LayerShape(e["in_c"], e["in_h"], e["in_w"], e["out_c"], e["out_h"],
+                               e["out_w"])
+            macs += layer_macs(kind, shape)
+            n = layer_weights(kind, shape)
+            if not n:
+                continue
+            nbytes = n * wb + 4 * e["out_c"]
+            wbytes += nbytes
+            fetched += self._maxi_cycles(nbytes)
+            key = f"stage{e['slot']}/compute"
+            if key in proc and fetched > load.get(key, 0.0):     # waits for its weights
+                proc[key] += fetched - load.get(key, 0.0)
+        if "fetch_params" in proc:
+            proc["fetch_params"] = max(proc["fetch_params"], fetched)
+        # the DMA streams: bursts, gaps, the DDR's share
+        in_total = header["in_h"] * header["in_w"] * padded_channels(header["in_c"], fb) \
+            * elem_bytes
+        out_total = header["out_h"] * header["out_w"] * padded_channels(header["out_c"], fb) \
+            * elem_bytes
+        share_in = in_total / max(in_total + out_total, 1)
+        read_c = self._stream_cycles(in_total, share_in)
+        write_c = self._stream_cycles(out_total, 1.0 - share_in)
+        proc["read_input"] = max(proc.get("read_input", 0.0), read_c)
+        proc["write_output"] = max(proc.get("write_output", 0.0), write_c)
+        chain_fill = sum(STAGE_DEPTH_CYCLES.get(lc.label, 0) for lc in loops)
+        nb = max(1, math.ceil(header["in_h"] / ov.band_rows))
+        stall_total = sum(self._stall() for _ in range(nb))
+        t0 = cyc(t_start) + pro
+        begin = max(t0, cyc(t_send + ph.dma_setup_s))
+        body = max(proc.values()) + chain_fill + stall_total
+        core_idle = begin + body + 2
+        send_idle = max(begin + read_c, core_idle - chain_fill - write_c / 2)
+        recv_idle = max(core_idle, cyc(t_recv + ph.dma_setup_s) + write_c) + DMA_BURST_BEATS
         return PassTimeline(
-            core_start=t_start, core_idle=core_idle / f, send_idle=in_done[-1] / f,
-            recv_idle=out_done[-1] / f, weights_s=pro / f, macs=macs,
+            core_start=t_start, core_idle=core_idle / f, send_idle=min(send_idle, core_idle) / f,
+            recv_idle=recv_idle / f, weights_s=(pro + fetched) / f, macs=macs,
             bytes_moved=in_total + out_total + wbytes + desc_bytes, stall_s=stall_total / f,
             stages=kinds)
 
