@@ -38,7 +38,8 @@ BVENV   := .venv-board
 test-board:
 	@if [ -z "$(BOARD_PY)" ]; then echo "test-board: no python3.10 here; skipped"; exit 0; fi; \
 	test -x $(BVENV)/bin/python || $(BOARD_PY) -m venv $(BVENV); \
-	$(BVENV)/bin/python -m pip install -q "numpy<2" "opencv-python-headless<4.11" pytest hypothesis && \
+	$(BVENV)/bin/python -m pip install -q "numpy<2" "opencv-python-headless<4.11" pytest hypothesis \
+	    "flask>=2.2" "waitress>=2.1" && \
 	$(BVENV)/bin/python -m pip install -q --no-deps -e . && \
 	PCD_BOARD_ONLY=1 $(BVENV)/bin/python -m pytest -q -p no:cacheprovider
 

@@ -12,7 +12,7 @@ BOARD_TESTS = {
     "test_board_imports", "test_bench", "test_design", "test_driver", "test_emulator",
     "test_fixedpoint", "test_package", "test_pipeline", "test_platform_sim", "test_power",
     "test_pynq_platform",
-    "test_qos_record", "test_wire",
+    "test_qos_record", "test_wire", "test_loop_board_service",
 }
 
 
