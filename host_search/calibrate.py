@@ -55,10 +55,12 @@ LAT_PRIOR_MEAN = np.array([1.0, 1.0, 1.0, 1.0] + [0.0] * len(KINDS) + [0.0])
 LAT_PRIOR_SD = np.array([3.0, 1.5, 0.7, 0.7] + [0.15] * len(KINDS) + [0.005])
 #: Features whose factor cannot be negative (a term never saves time).
 LAT_NONNEG = np.array([True] * 4 + [False] * len(KINDS) + [True])
-#: Power features: intercept (W), model static, model fabric, GMAC/s, GB/s.
-POW_FEATURES = ("offset_w", "static", "fabric", "w_per_gmacs", "w_per_gbps")
-POW_PRIOR_MEAN = np.array([0.0, 1.0, 1.0, 0.0, 0.0])
-POW_PRIOR_SD = np.array([0.5, 0.3, 1.0, 0.1, 1.0])
+#: Power features: intercept (W), model static, model fabric, GMAC/s, GB/s, the board
+#: CPU's busy share (of its cores) and the accelerator's busy share.
+POW_FEATURES = ("offset_w", "static", "fabric", "w_per_gmacs", "w_per_gbps",
+                "w_cpu_busy", "w_accel_busy")
+POW_PRIOR_MEAN = np.array([0.0, 1.0, 1.0, 0.0, 0.0, 0.0, 0.0])
+POW_PRIOR_SD = np.array([0.5, 0.3, 1.0, 0.1, 1.0, 1.0, 0.3])
 #: Board CPU per frame: ms = a + b * k-elements (pre-processing: input map, decoding:
 #: output map).
 CPU_PRIOR_SD = np.array([5.0, 1.0])
@@ -80,6 +82,7 @@ class Features:
     macs: np.ndarray           # (N,)
     ddr_bytes: np.ndarray      # (N,) per frame
     raw: BatchEstimate
+    cpu_cores: int = 2         # the board CPU's cores (device profile)
 
     @classmethod
     def of(cls, batch: DesignBatch, e: BatchEstimate | None = None) -> "Features":
@@ -117,7 +120,7 @@ class Features:
         fo = e.frame_overhead_ms if e.frame_overhead_ms is not None else np.zeros(n)
         return cls(lat, np.asarray(in_kb, np.float64), np.asarray(out_kb, np.float64),
                    np.asarray(fo, np.float64), power, np.asarray(e.macs, np.float64),
-                   np.asarray(e.ddr_bytes, np.float64), e)
+                   np.asarray(e.ddr_bytes, np.float64), e, batch.topology.device.cpu_cores)
 
 
 @dataclass
@@ -227,7 +230,9 @@ class Calibration:
         for f, m in zip(feats, meas):
             if m.power_w is None or m.power_source == "estimated":
                 continue
-            rows.append(_power_row(f, np.array([m.fps]))[0])
+            rows.append(_power_row(f, np.array([m.fps]), np.array([m.pre_ms]),
+                                   np.array([m.post_ms]),
+                                   np.array([m.bundles_ms.sum()]))[0])
             yp.append(m.power_w)
         if rows:
             yp_a = np.asarray(yp)
@@ -258,7 +263,7 @@ class Calibration:
         fps = 1e3 * frames / wall
         sd_wall = np.sqrt(var_acc * frames ** 2 + var_cpu * frames ** 2)
         sigma_fps = fps * np.minimum(sd_wall / wall, 1.0)
-        rows = _power_row(f, fps)
+        rows = _power_row(f, fps, pre, post, accel)
         pw = rows @ self.pow_mean
         var_p = np.einsum("nf,fg,ng->n", rows, self.pow_cov, rows) + (self.pow_sd * pw) ** 2
         return Prediction(fps, sigma_fps, pw, np.sqrt(var_p), accel, bundle, pre, post)
@@ -281,11 +286,16 @@ class Calibration:
         return d
 
 
-def _power_row(f: Features, fps: np.ndarray) -> np.ndarray:
-    """Power features (N, 5): 1, model static, model fabric, GMAC/s, GB/s at ``fps``."""
+def _power_row(f: Features, fps: np.ndarray, pre_ms: np.ndarray, post_ms: np.ndarray,
+               accel_ms: np.ndarray) -> np.ndarray:
+    """Power features (N, 7) at ``fps`` with the frame's CPU and accelerator times: 1,
+    model static, model fabric, GMAC/s, GB/s, CPU busy share (of all cores; the driver
+    busy-waits on the accelerator), accelerator busy share."""
     n = f.power.shape[0]
+    cpu = np.clip((pre_ms + post_ms + accel_ms) * fps / (1e3 * f.cpu_cores), 0.0, 1.0)
+    acc = np.clip(accel_ms * fps / 1e3, 0.0, 1.0)
     return np.stack([np.ones(n), f.power[:, 0], f.power[:, 1], f.macs * fps / 1e9,
-                     f.ddr_bytes * fps / 1e9], axis=1)
+                     f.ddr_bytes * fps / 1e9, cpu, acc], axis=1)
 
 
 def features_of(designs) -> Features:
