@@ -56,7 +56,9 @@ from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.prepost import decode, quantize_input
 
+from .data.augment import Augment, augment_batch
 from .nn import DetectionNet, LossWeights, build_model, calibrate_formats, detection_loss
+from .nn.head import fit_anchors
 
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.json"
@@ -91,6 +93,10 @@ class TrainConfig:
     threads: int | None = None         # torch threads; None: min(4, CPUs)
     flip: bool = True                  # random horizontal flips while training
     loss: LossWeights = LossWeights()
+    augment: Augment | None = Augment()  # zoom / shift / colour jitter (None: flips only)
+    warmup: float = 0.1                # share of the float phase's steps warming the LR up
+    fit_anchors: bool = True           # anchors fitted to the training boxes' sizes
+    hold_out: str = "subcategory"      # split: host_search.data.split_by_subcategory
 
     @property
     def n_qat(self) -> int:
@@ -115,6 +121,12 @@ class TrainConfig:
         d["qat_epochs"] = self.n_qat
         d.pop("threads")
         return d
+
+    def augmentation(self) -> Augment:
+        """The augmentation this configuration asks for (flips alone by default)."""
+        if self.augment is not None:
+            return replace(self.augment, flip=self.augment.flip if self.flip else 0.0)
+        return Augment(zoom=1.0, shift=0.0, flip=0.5 if self.flip else 0.0, colour=0.0)
 
 
 @dataclass(frozen=True)
@@ -151,6 +163,13 @@ def reduced_design(design: Design, factor: int = 2) -> Design:
         raise TrainError(f"fast mode cannot shrink {design.name}'s input by {factor}: {e}")
 
 
+def with_anchors(design: Design, anchors) -> Design:
+    """A copy of ``design`` whose decoder uses ``anchors`` (same number of anchors)."""
+    from pynq_codesign.design import Decode
+    net = replace(design.network, decode=Decode(tuple(tuple(a) for a in anchors)))
+    return Design(design.name, design.overlay, net, design.description)
+
+
 def _cache_key(samples, design: Design) -> str:
     net = design.network
     h = hashlib.sha256()
@@ -177,7 +196,7 @@ def _encode(samples, design: Design, cache_dir: Path | None, what: str
                 with np.load(path) as z:
                     return z["x"], z["boxes"]
             except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
-                path.unlink()            # a damaged cache file is rebuilt, not trusted
+                path.unlink(missing_ok=True)   # a damaged cache file is rebuilt, not trusted
     xs, boxes = [], []
     for x, box, _ in iter_inputs(samples, net):
         xs.append(quantize_input(x, net, design.overlay.rounding).transpose(2, 0, 1)
@@ -188,26 +207,29 @@ def _encode(samples, design: Design, cache_dir: Path | None, what: str
     x_arr, b_arr = np.stack(xs), np.stack(boxes).astype(np.float64)
     if path is not None:
         cache_dir.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_suffix(".tmp.npz")
+        # one temporary name per process: parallel trainers (the search's workers) may
+        # encode the same data at once; the last rename wins, each with a whole file
+        tmp = path.with_name(f"{path.stem}.{os.getpid()}.tmp.npz")
         np.savez(tmp, x=x_arr, boxes=b_arr)
         os.replace(tmp, path)
     return x_arr, b_arr
 
 
 def load_data(data_dir: str | Path, design: Design, seed: int = 0, val_fraction: float = 0.2,
-              cache_dir: str | Path | None = None) -> TrainData:
-    """Load, split (by sub-category, :func:`host_search.data.split_by_subcategory`),
-    pre-process (:func:`pynq_codesign.prepost.preprocess`) and quantise the input of a
-    data set folder, through a cache folder when given."""
+              cache_dir: str | Path | None = None, hold_out: str = "subcategory") -> TrainData:
+    """Load, split (:func:`host_search.data.split_by_subcategory`: sub-categories held out,
+    every category keeping training examples; ``hold_out="category"`` holds out whole
+    categories), pre-process (:func:`pynq_codesign.prepost.preprocess`) and quantise the
+    input of a data set folder, through a cache folder when given."""
     from .data import load_dataset, split_by_subcategory
     ds = load_dataset(data_dir)
-    split = split_by_subcategory(ds, val_fraction=val_fraction, seed=seed)
+    split = split_by_subcategory(ds, val_fraction=val_fraction, seed=seed, hold_out=hold_out)
     cache = Path(cache_dir) if cache_dir is not None else None
     tx, tb = _encode(split.train.samples, design, cache, "train")
     vx, vb = _encode(split.val.samples, design, cache, "val")
     info = {"data": str(Path(data_dir).resolve()), "split": split.mode,
             "train_images": int(len(tx)), "val_images": int(len(vx)),
-            "val_subcategories": list(split.val_subcategories),
+            "val_subcategories": list(split.val_subcategories), "hold_out": hold_out,
             "val_keys": [s.key for s in split.val.samples],
             "skipped": len(ds.skipped)}
     return TrainData(tx, tb, vx, vb, design.network.input_format, info)
@@ -267,17 +289,28 @@ class TrainResult:
     def fixed_iou(self) -> float:
         return self.metrics["results"]["val_iou_fixed_point"]
 
+    @property
+    def image_epochs(self) -> int:
+        """Images x epochs trained (float + QAT), at the input resolution trained."""
+        return self.metrics["trained"]["image_epochs"]
+
 
 @contextlib.contextmanager
 def _torch_settings(threads: int):
     """Deterministic algorithms and a thread count for the run; restored afterwards."""
+    import torch.utils.deterministic as tud
     old_threads = torch.get_num_threads()
     old_det = torch.are_deterministic_algorithms_enabled()
+    old_fill = tud.fill_uninitialized_memory
     torch.set_num_threads(threads)
     torch.use_deterministic_algorithms(True)
+    # Filling every new tensor with NaN (a debugging aid of deterministic mode) took 44% of
+    # a training step (profiled); results do not depend on it.
+    tud.fill_uninitialized_memory = False
     try:
         yield
     finally:
+        tud.fill_uninitialized_memory = old_fill
         torch.use_deterministic_algorithms(old_det)
         torch.set_num_threads(old_threads)
 
@@ -304,9 +337,25 @@ def _make_optimizer(model: DetectionNet, cfg: TrainConfig, phase: str, n_epochs:
                     steps_per_epoch: int):
     lr = cfg.lr if phase == "float" else cfg.lr / QAT_LR_DIVISOR
     opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(
-        opt, T_max=max(1, n_epochs * steps_per_epoch), eta_min=lr * 0.05)
+    total = max(1, n_epochs * steps_per_epoch)
+    warm = int(round(cfg.warmup * total)) if phase == "float" else 0
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, _WarmCosine(warm, total, 0.05))
     return opt, sched
+
+
+@dataclass(frozen=True)
+class _WarmCosine:
+    """LR factor per step: linear warm-up over ``warm`` steps, then cosine to ``floor``."""
+
+    warm: int
+    total: int
+    floor: float
+
+    def __call__(self, step: int) -> float:
+        if step < self.warm:
+            return (step + 1) / self.warm
+        t = min(1.0, (step - self.warm) / max(1, self.total - self.warm))
+        return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
 def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sched,
@@ -317,20 +366,18 @@ def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sc
     g = _epoch_generator(cfg.seed, phase, epoch)
     n = len(data.train_x)
     order = torch.randperm(n, generator=g).numpy()
-    flips = (torch.rand(n, generator=g) < 0.5).numpy() if cfg.flip else np.zeros(n, bool)
+    aug = cfg.augmentation()
+    fmt = data.input_format
+    limits = (fmt.real_min(), fmt.real_max())
     batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
     total, ious, seen = 0.0, [], 0
     bar = _progress(batches, f"{phase} {epoch + 1}/{n_epochs}", progress)
     for idx in bar:
-        codes = data.train_x[idx]
-        boxes = data.train_boxes[idx].copy()
-        f = flips[idx]
-        if f.any():
-            codes = codes.copy()
-            codes[f] = codes[f][..., ::-1]
-            boxes[f] = np.stack([1 - boxes[f, 2], boxes[f, 1], 1 - boxes[f, 0], boxes[f, 3]], 1)
-        x = data.tensor(codes)
-        bt = torch.from_numpy(boxes).float()
+        x = data.tensor(data.train_x[idx])
+        bt = torch.from_numpy(data.train_boxes[idx]).float()
+        if aug.enabled:
+            x, bt = augment_batch(x, bt, aug, g, limits)
+        boxes = bt.double().numpy()
         out = model(x)
         loss, _ = detection_loss(out, bt, model.network.decode, cfg.loss)
         if not torch.isfinite(loss):
@@ -384,6 +431,9 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     ck_path = run / CHECKPOINT
+    if cfg.fit_anchors:
+        design = with_anchors(design, fit_anchors(data.train_boxes,
+                                                  len(design.network.decode.anchors)))
     key = {"config": cfg.key(), "design": design.to_dict(),
            "data": {k: data.info.get(k) for k in ("data", "train_images", "val_images",
                                                  "val_keys")}}
@@ -484,6 +534,13 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
             float_iou = float("nan")
         fixed_iou = evaluate(integer_exact_copy(model), data, data.val_x, data.val_boxes)
         metrics["history"] = history
+        n_float = sum(1 for h in history if h["phase"] == "float")
+        n_qat = sum(1 for h in history if h["phase"] == "qat")
+        metrics["trained"] = {
+            "images": int(len(data.train_x)), "float_epochs": n_float, "qat_epochs": n_qat,
+            "image_epochs": int(len(data.train_x) * (n_float + n_qat)),
+            "input": [design.network.input_height, design.network.input_width],
+            "anchors": [list(a) for a in model.network.decode.anchors]}
         metrics["results"] = {
             "val_iou_float": float_iou,
             "val_iou_fixed_point": fixed_iou,
@@ -560,6 +617,9 @@ def load_run(path: str | Path) -> Run:
 def main(args: argparse.Namespace) -> int:
     """``codesign train DESIGN --data DIR --epochs E --out RUN``."""
     design = load_design(args.design)
+    require_fits(design, "train")
+    if Path(args.out).exists() and not Path(args.out).is_dir():
+        raise TrainError(f"--out {args.out} exists and is not a folder; choose a run folder")
     cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr, fast=args.fast)
     cfg.validate()
@@ -593,6 +653,3 @@ def _report(metrics: dict, run: Path) -> None:
           f"{r['val_iou_fixed_point']:.3f} (integer-exact, as the accelerator computes)")
     print(f"run folder: {run} (design.json with calibrated formats, checkpoint.pt, "
           "metrics.json)")
-    require_fits(design, "train")
-    if Path(args.out).exists() and not Path(args.out).is_dir():
-        raise TrainError(f"--out {args.out} exists and is not a folder; choose a run folder")

@@ -208,12 +208,19 @@ def test_loss_decreases_when_fitting_one_box():
 
 def test_head_range_ignores_negative_confidence_logits():
     from host_search.nn.model import head_range
+    from host_search.nn.model import HEAD_LOGIT_MARGIN
     out = torch.zeros(1, 10, 2, 3)
     out[0, 4] = -20.0            # anchor 0 confidence: strongly "no object"
-    out[0, 7, 1, 1] = -1.5       # anchor 1 tw
-    assert head_range(out, 2) == 1.5
-    out[0, 9, 0, 0] = 3.0        # anchor 1 confidence
-    assert head_range(out, 2) == 3.0
+    out[0, 9] = -20.0
+    out[0, 7, 1, 1] = -4.5       # anchor 1 tw
+    out[0, 9, 0, 0] = 3.0        # anchor 1 confidence: the best cell
+    assert head_range(out, 2) == 4.5
+    out[0, 9, 0, 0] = 6.0
+    assert head_range(out, 2) == 6.0
+    # early in training every logit is negative: the best one (and a margin) must still fit,
+    # or every cell saturates to the same code and decoding takes the first cell
+    out[0, 9, 0, 0] = -5.0
+    assert head_range(out, 2) == 5.0 + HEAD_LOGIT_MARGIN
 
 
 def test_calibration_lets_rare_outliers_saturate():

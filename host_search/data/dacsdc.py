@@ -68,7 +68,7 @@ class Sample:
     @property
     def category(self) -> str:
         """The sub-category without its number: ``boat1`` -> ``boat``."""
-        return re.sub(r"\d+$", "", self.subcategory) or self.subcategory
+        return _category(self.subcategory)
 
     @property
     def relative_box(self) -> np.ndarray:
@@ -280,13 +280,23 @@ def load_dataset(root: str | os.PathLike) -> Dataset:
 # The split by sub-category.
 # ---------------------------------------------------------------------------
 
+#: Hold-out modes of :func:`split_by_subcategory`.
+HOLD_OUT_MODES = ("subcategory", "category")
+
+
 @dataclass(frozen=True)
 class Split:
     """Training and validation sides of a data set.
 
-    ``mode`` is ``"subcategory"`` when whole sub-categories went to one side, or
-    ``"image"`` for the fallback on a data set with a single sub-category, where the last
-    images (in file order) of that sub-category are held out.
+    ``mode`` says how the validation side was chosen:
+
+    * ``"subcategory"``: whole sub-categories held out, every category keeping at least one
+      training sub-category (the default: the contest scores unseen *sequences* of the
+      object kinds it trained on);
+    * ``"category"``: whole categories held out (every sub-category of an object kind);
+      also the fallback when no category has two sub-categories;
+    * ``"image"``: the fallback on a data set with a single sub-category, where the last
+      images (in file order) are held out.
     """
 
     train: Dataset
@@ -295,16 +305,30 @@ class Split:
     val_subcategories: tuple[str, ...] = field(default=())
 
 
-def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2,
-                         seed: int = 0) -> Split:
+def _category(sub: str) -> str:
+    return re.sub(r"\d+$", "", sub) or sub
+
+
+def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0,
+                         hold_out: str = "subcategory") -> Split:
     """Split so that no sub-category is on both sides; deterministic for a seed.
 
-    Sub-categories are shuffled with ``seed`` and moved to the validation side in that
-    order until it holds at least ``val_fraction`` of the images; with two or more
-    sub-categories each side keeps at least one. With a single sub-category the split
-    falls back to holding out its last ``val_fraction`` of images (at least one), since
-    consecutive frames of one sequence are the least alike; ``mode`` says so.
+    ``hold_out="subcategory"`` (default): the sub-categories of categories that have two or
+    more are shuffled with ``seed`` and moved to validation in that order (skipping one
+    whose category would lose its last training sub-category) until validation holds at
+    least ``val_fraction`` of the images. Every category keeps training examples; a
+    category with a single sub-category is never validated on. When no category has two
+    sub-categories this falls back to ``"category"``.
+
+    ``hold_out="category"``: whole categories are shuffled and moved to validation until
+    it holds ``val_fraction`` of the images; each side keeps at least one. With a single
+    category, its sub-categories are held out the same way; with a single sub-category,
+    its last ``val_fraction`` of images (at least one), since consecutive frames of one
+    sequence are the least alike. ``mode`` says which split was made.
     """
+    if hold_out not in HOLD_OUT_MODES:
+        raise DataError(f"hold-out mode must be one of {', '.join(HOLD_OUT_MODES)}, got "
+                        f"{hold_out!r}")
     if not 0.0 < val_fraction < 1.0:
         raise DataError(f"validation fraction must lie between 0 and 1 (exclusive), got "
                         f"{val_fraction}")
@@ -319,17 +343,38 @@ def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2,
         return Split(train=Dataset(dataset.root, samples[:-n_val]),
                      val=Dataset(dataset.root, samples[-n_val:]),
                      mode="image", val_subcategories=tuple(names))
-    order = [names[i] for i in np.random.default_rng(seed).permutation(len(names))]
     target = val_fraction * len(dataset)
+    rng = np.random.default_rng(seed)
+    cats: dict[str, list[str]] = {}
+    for n in names:
+        cats.setdefault(_category(n), []).append(n)
     val: list[str] = []
-    count = 0
-    for name in order[:-1]:                 # the last one always stays for training
-        if count >= target and val:
-            break
-        val.append(name)
-        count += len(groups[name])
+    mode = hold_out
+    if hold_out == "subcategory":
+        left = {c: len(v) for c, v in cats.items()}
+        holdable = [n for n in names if left[_category(n)] > 1]
+        count = 0
+        for i in rng.permutation(len(holdable)):
+            if count >= target:
+                break
+            n = holdable[i]
+            if left[_category(n)] > 1:
+                val.append(n)
+                left[_category(n)] -= 1
+                count += len(groups[n])
+        if not val:
+            mode = "category"
+    if mode == "category":
+        units = list(cats.values()) if len(cats) > 1 else [[n] for n in names]
+        order = [units[i] for i in rng.permutation(len(units))]
+        count = 0
+        for unit in order[:-1]:             # the last one always stays for training
+            if count >= target and val:
+                break
+            val += unit
+            count += sum(len(groups[n]) for n in unit)
     train = [n for n in names if n not in val]
-    return Split(train=dataset.select(train), val=dataset.select(val), mode="subcategory",
+    return Split(train=dataset.select(train), val=dataset.select(val), mode=mode,
                  val_subcategories=tuple(sorted(val)))
 
 

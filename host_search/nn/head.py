@@ -51,6 +51,19 @@ def decode_all(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tens
     return torch.clamp(box, 0.0, 1.0), v[..., 4]
 
 
+def _decode_at(v: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, a: torch.Tensor,
+               dec: Decode, gh: int, gw: int) -> torch.Tensor:
+    """The boxes ``[N, 4]`` of the cells ``(gy, gx)``, anchors ``a`` with outputs ``v [N, 5]``:
+    :func:`decode_all` for one cell per image (the loss needs no other)."""
+    anchors = torch.tensor(dec.anchors, dtype=v.dtype, device=v.device)[a]
+    cx = (gx.to(v.dtype) + torch.sigmoid(v[:, 0])) / gw
+    cy = (gy.to(v.dtype) + torch.sigmoid(v[:, 1])) / gh
+    bw = anchors[:, 0] * torch.exp(torch.clamp(v[:, 2], -T_CLIP, T_CLIP))
+    bh = anchors[:, 1] * torch.exp(torch.clamp(v[:, 3], -T_CLIP, T_CLIP))
+    box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
+    return torch.clamp(box, 0.0, 1.0)
+
+
 def best_boxes(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tensor]:
     """The most confident box per image ``[N, 4]`` and its confidence (probability) ``[N]``.
 
@@ -115,6 +128,23 @@ class LossWeights:
     obj: float = 1.0         # confidence of the responsible anchor
     noobj: float = 10.0      # mean confidence loss of all the others (many cells: weighted up)
     giou: float = 1.0        # 1 - GIoU of the responsible anchor's box (0 turns it off)
+    select: float = 1.0      # softmax cross-entropy of the responsible cell/anchor among all
+
+
+def fit_anchors(boxes, k: int, iters: int = 20) -> tuple[tuple[float, float], ...]:
+    """``k`` anchor sizes (relative width, height) fitted to boxes ``[N, 4]`` (xyxy):
+    k-means of the log sizes, started from the size quantiles; deterministic."""
+    import numpy as np
+    b = np.asarray(boxes, dtype=np.float64)
+    wh = np.log(np.clip(np.stack([b[:, 2] - b[:, 0], b[:, 3] - b[:, 1]], 1), 1e-4, 1.0))
+    order = np.argsort(wh.sum(1), kind="stable")
+    centres = np.stack([wh[order[int((i + 0.5) * len(wh) / k)]] for i in range(k)])
+    for _ in range(iters):
+        lab = ((wh[:, None] - centres[None]) ** 2).sum(-1).argmin(1)
+        centres = np.stack([wh[lab == j].mean(0) if (lab == j).any() else centres[j]
+                            for j in range(k)])
+    centres = centres[np.argsort(centres.sum(1), kind="stable")]
+    return tuple((round(float(np.exp(w)), 4), round(float(np.exp(h)), 4)) for w, h in centres)
 
 
 def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
@@ -139,9 +169,12 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
     total = weights.coord * (l_xy + l_wh) + weights.obj * pos + weights.noobj * neg
     parts = {"xy": float(l_xy.detach()), "wh": float(l_wh.detach()), "obj": float(pos.detach()),
              "noobj": float(neg.detach())}
+    if weights.select:
+        l_s = F.cross_entropy(conf.reshape(n, -1), (gy * gw + gx) * na + a)
+        total = total + weights.select * l_s
+        parts["select"] = float(l_s.detach())
     if weights.giou:
-        pred, _ = decode_all(out, dec)
-        g = giou(pred[idx, gy, gx, a], boxes.to(dev, out.dtype))
+        g = giou(_decode_at(resp, gx, gy, a, dec, gh, gw), boxes.to(dev, out.dtype))
         l_g = (1.0 - g).mean()
         total = total + weights.giou * l_g
         parts["giou"] = float(l_g.detach())

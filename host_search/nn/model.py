@@ -43,6 +43,8 @@ from pynq_codesign.wire import LayerParams, relu6_limit, weight_shape
 
 #: Share of a hidden layer's calibration outputs that may saturate (see observe_ranges).
 SATURATE_FRACTION = 1e-4
+#: Logit units below each image's best confidence logit that the head's format must hold.
+HEAD_LOGIT_MARGIN = 2.0
 _CANDIDATE_INT_BITS = range(-24, 41)
 
 
@@ -243,10 +245,15 @@ def head_range(out: torch.Tensor, n_anchors: int) -> float:
     and the positive confidence logits. Negative logits may saturate: decoding takes the
     most confident cell, and a logit below the format's minimum is already a certain "no"
     (sigmoid(-8) < 0.0004). Without this, the many strongly negative logits of empty
-    cells would set the scaling and leave the box values a coarse step."""
+    cells would set the scaling and leave the box values a coarse step. Each image's best
+    logit (and :data:`HEAD_LOGIT_MARGIN` below it) must fit though, even when negative
+    (early in training): were it saturated, every cell would tie and decoding would take
+    the first one."""
     n, ch, gh, gw = out.shape
     v = out.reshape(n, n_anchors, 5, gh, gw)
-    return max(float(v[:, :, :4].abs().max()), float(v[:, :, 4].max().clamp(min=0)))
+    top = v[:, :, 4].reshape(n, -1).max(dim=1).values       # each image's best logit
+    return max(float(v[:, :, :4].abs().max()), float(top.max().clamp(min=0)),
+               float((-top).max()) + HEAD_LOGIT_MARGIN)
 
 
 def build_model(design: Design, batch_norm: bool = True) -> DetectionNet:

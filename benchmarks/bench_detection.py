@@ -1,0 +1,283 @@
+"""Detection quality of a design at a training budget: IoU, where it misses, how fast it trains.
+
+Run: ``.venv/bin/python benchmarks/bench_detection.py [--design dnn-a] [--epochs 10]
+[--qat-epochs 5] [--seeds 1,2,3] [--n 240] [--threads 2]`` (DNN-A at the demo's budget:
+about 3 minutes per seed on 2 free cores; much longer on a shared machine).
+
+Everything printed is *measured on this host*, on the built-in SYNTHETIC data set (``codesign
+data synth``, by default the demo's: 240 images, data seed 1) unless ``--data`` names another
+folder: the figures say how well training finds the object, not what a design scores on
+the DAC-SDC contest data. The split is fixed by ``--split-seed`` (the demo's, 1) so the
+seed-to-seed spread measures training noise only.
+
+Per design and seed (the table's rows), then the mean and the spread (sample standard
+deviation over the seeds):
+
+* ``float`` / ``fixed``: validation mean IoU (DAC-SDC score) of the float network after the
+  float phase and of the integer-exact fixed-point network after QAT (emulator arithmetic);
+* ``IoU per sub-category``: the fixed-point network's, one column per validation
+  sub-category;
+* ``centre in``: share of validation images whose predicted box centre lies inside the true
+  box (does the network find the object at all?);
+* ``area``: median predicted/true box area (is the box the right size?);
+* ``img/s``, ``GMAC/s``: training images per second of the float and QAT phases (mean over
+  their epochs) and the same times the design's forward multiply-adds per image;
+* ``image-epochs``: images x epochs actually trained (the budget the search charges).
+
+``--rank K`` adds the fast-vs-full rank check: K design variants (width and depth of DNN-A
+and DNN-C, their bit widths) each trained once in ``--fast`` mode and once at full
+resolution with the same budget, and the Spearman rank correlation of the two IoU lists
+(the search ranks prototypes by their fast IoU). It takes K full trainings: long.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0],
+                                 formatter_class=argparse.RawDescriptionHelpFormatter,
+                                 epilog="Figures: measured on this host (see the module "
+                                        "docstring for what each column means).")
+    ap.add_argument("--design", default="dnn-a",
+                    help="design name(s) or JSON file(s), comma-separated (default dnn-a)")
+    ap.add_argument("--epochs", type=int, default=10, help="float epochs (demo: 10)")
+    ap.add_argument("--qat-epochs", type=int, default=5, help="QAT epochs (demo: 5)")
+    ap.add_argument("--budget", type=float, default=1.0,
+                    help="multiply both epoch counts by this (4 = four times the budget)")
+    ap.add_argument("--seeds", default="1,2,3", help="training seeds, comma-separated")
+    ap.add_argument("--data", default=None,
+                    help="data set folder (default: generate the built-in set, see --n)")
+    ap.add_argument("--n", type=int, default=240, help="images of the generated set (demo 240)")
+    ap.add_argument("--data-seed", type=int, default=1, help="seed of the generated set")
+    ap.add_argument("--split-seed", type=int, default=1,
+                    help="seed of the train/validation split (the demo's: 1)")
+    ap.add_argument("--split", default=None, choices=("subcategory", "category"),
+                    help="hold-out mode of the split (default: the loader's default)")
+    ap.add_argument("--fast", action="store_true", help="train at half resolution (--fast)")
+    ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
+    ap.add_argument("--rank", type=int, default=0, metavar="K",
+                    help="also measure fast-vs-full rank correlation over K >= 8 designs")
+    ap.add_argument("--rank-epochs", type=int, default=None,
+                    help="float epochs of each rank-check training (default --epochs)")
+    ap.add_argument("--work", default=None, help="keep run folders here (default: temporary)")
+    ap.add_argument("--json", default=None, help="also write every figure to this JSON file")
+    return ap.parse_args(argv)
+
+
+def spearman(a, b) -> float:
+    """Spearman rank correlation (average ranks for ties)."""
+    def ranks(v):
+        v = np.asarray(v, dtype=np.float64)
+        order = np.argsort(v, kind="stable")
+        r = np.empty(len(v))
+        r[order] = np.arange(len(v), dtype=np.float64)
+        for x in np.unique(v):                    # ties share their mean rank
+            m = v == x
+            r[m] = r[m].mean()
+        return r
+    ra, rb = ranks(a), ranks(b)
+    ra, rb = ra - ra.mean(), rb - rb.mean()
+    den = float(np.sqrt((ra ** 2).sum() * (rb ** 2).sum()))
+    return float((ra * rb).sum() / den) if den > 0 else float("nan")
+
+
+def diagnose(pred: np.ndarray, truth: np.ndarray, keys: list[str]) -> dict:
+    """IoU per image and per sub-category, centre-inside share, median area ratio."""
+    from pynq_codesign.prepost import iou
+    per = iou(pred, truth)
+    cx, cy = (pred[:, 0] + pred[:, 2]) / 2, (pred[:, 1] + pred[:, 3]) / 2
+    inside = (cx >= truth[:, 0]) & (cx < truth[:, 2]) & (cy >= truth[:, 1]) & (cy < truth[:, 3])
+    area = lambda b: np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
+    ratio = area(pred) / np.maximum(area(truth), 1e-12)
+    subs: dict[str, list[float]] = {}
+    for k, v in zip(keys, per):
+        subs.setdefault(k.split("/")[0], []).append(float(v))
+    return {"iou": float(per.mean()), "centre_inside": float(inside.mean()),
+            "area_ratio_median": float(np.median(ratio)),
+            "per_subcategory": {k: float(np.mean(v)) for k, v in sorted(subs.items())}}
+
+
+def run_one(design, data, out: Path, epochs: int, qat: int, seed: int, threads: int,
+            fast: bool) -> dict:
+    """Train once; the diagnosis of the fixed-point network and the speed figures."""
+    from host_search import train as T
+    cfg = T.TrainConfig(epochs=epochs, qat_epochs=qat, seed=seed, threads=threads, fast=fast)
+    t0 = time.perf_counter()
+    res = T.train(design, data, out, cfg)
+    wall = time.perf_counter() - t0
+    fixed = T.integer_exact_copy(res.model)
+    pred = T.predict(fixed, data, data.val_x)
+    d = diagnose(pred, data.val_boxes, list(data.info["val_keys"]))
+    hist = res.metrics["history"]
+    macs = design.network.macs()
+    speed = {}
+    for ph in ("float", "qat"):
+        ips = [h["images_per_s"] for h in hist if h["phase"] == ph]
+        speed[ph] = float(np.mean(ips)) if ips else float("nan")
+    trained = res.metrics.get("trained") or {
+        "image_epochs": int(sum(len(data.train_x) for _ in hist))}
+    d.update(float_iou=float(res.float_iou), fixed_iou=float(res.fixed_iou),
+             ptq_iou=float(res.metrics["results"]["val_iou_fixed_point_before_qat"]),
+             images_per_s=speed, gmacs_per_s={k: v * macs / 1e9 for k, v in speed.items()},
+             wall_s=round(wall, 1), image_epochs=trained.get("image_epochs"), seed=seed)
+    return d
+
+
+def _mean_sd(v: list[float]) -> tuple[float, float]:
+    return (float(np.mean(v)), float(statistics.stdev(v)) if len(v) > 1 else 0.0)
+
+
+def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, qat) -> dict:
+    subs = sorted(rows[0]["per_subcategory"])
+    print(f"\n{name}: {epochs} float + {qat} QAT epochs, "
+          f"{'fast (half resolution) ' if args.fast else ''}input "
+          f"{design.network.input_height}x{design.network.input_width}, "
+          f"{design.network.macs() / 1e6:.1f} M MACs; {info['train_images']} training / "
+          f"{info['val_images']} validation images ({info['split']} split, validation: "
+          f"{', '.join(info['val_subcategories'])}) [measured, synthetic set]")
+    head = (f"{'seed':>5} {'float':>6} {'fixed':>6} {'ptq':>6} " +
+            " ".join(f"{s[:10]:>10}" for s in subs) +
+            f" {'centre in':>9} {'area':>5} {'img/s f/q':>11} {'GMAC/s f/q':>11} "
+            f"{'img-ep':>7} {'wall s':>7}")
+    print(head)
+    for r in rows:
+        print(f"{r['seed']:>5} {r['float_iou']:>6.3f} {r['fixed_iou']:>6.3f} "
+              f"{r['ptq_iou']:>6.3f} " +
+              " ".join(f"{r['per_subcategory'][s]:>10.3f}" for s in subs) +
+              f" {100 * r['centre_inside']:>8.1f}% {r['area_ratio_median']:>5.2f} "
+              f"{r['images_per_s']['float']:>5.1f}/{r['images_per_s']['qat']:<5.1f} "
+              f"{r['gmacs_per_s']['float']:>5.2f}/{r['gmacs_per_s']['qat']:<5.2f} "
+              f"{r['image_epochs'] or 0:>7} {r['wall_s']:>7.0f}")
+    summary = {}
+    for key in ("float_iou", "fixed_iou", "ptq_iou", "centre_inside", "area_ratio_median"):
+        summary[key] = _mean_sd([r[key] for r in rows])
+    for ph in ("float", "qat"):
+        summary[f"images_per_s_{ph}"] = _mean_sd([r["images_per_s"][ph] for r in rows])
+        summary[f"gmacs_per_s_{ph}"] = _mean_sd([r["gmacs_per_s"][ph] for r in rows])
+    per = {s: _mean_sd([r["per_subcategory"][s] for r in rows]) for s in subs}
+    print(f"{'mean':>5} {summary['float_iou'][0]:>6.3f} {summary['fixed_iou'][0]:>6.3f} "
+          f"{summary['ptq_iou'][0]:>6.3f} " + " ".join(f"{per[s][0]:>10.3f}" for s in subs) +
+          f" {100 * summary['centre_inside'][0]:>8.1f}% "
+          f"{summary['area_ratio_median'][0]:>5.2f} "
+          f"{summary['images_per_s_float'][0]:>5.1f}/{summary['images_per_s_qat'][0]:<5.1f} "
+          f"{summary['gmacs_per_s_float'][0]:>5.2f}/{summary['gmacs_per_s_qat'][0]:<5.2f}")
+    print(f"{'sd':>5} {summary['float_iou'][1]:>6.3f} {summary['fixed_iou'][1]:>6.3f} "
+          f"{summary['ptq_iou'][1]:>6.3f} " + " ".join(f"{per[s][1]:>10.3f}" for s in subs) +
+          f" {100 * summary['centre_inside'][1]:>8.1f}%")
+    gap = 100 * (summary["fixed_iou"][0] - summary["float_iou"][0])
+    print(f"fixed - float: {gap:+.1f} IoU points; seed-to-seed sd of the fixed-point IoU "
+          f"{100 * summary['fixed_iou'][1]:.1f} points over {len(rows)} seeds "
+          f"({info['val_images']} validation images)")
+    print(f"host: {os.cpu_count()} CPUs, {args.threads} torch threads; speeds are wall-clock "
+          "on a machine shared with other jobs (load average at the end: "
+          f"{os.getloadavg()[0]:.1f}), so they are lower bounds")
+    return {"design": name, "epochs": epochs, "qat_epochs": qat, "rows": rows,
+            "summary": summary, "per_subcategory": per, "data": {
+                k: info[k] for k in ("train_images", "val_images", "split",
+                                     "val_subcategories")}}
+
+
+def rank_designs(k: int) -> list:
+    """``k`` design variants around the reference designs (width, depth, bit widths)."""
+    from pynq_codesign.design import Design, load_design
+    out = []
+    for base in ("dnn-a", "dnn-c", "dnn-b"):
+        d = load_design(base).to_dict()
+        for scale in (1.0, 0.5, 0.25):
+            v = json.loads(json.dumps(d))
+            for b in v["network"]["bundles"]:
+                for lay in b["layers"]:
+                    if lay.get("type") == "pw" and lay is not v["network"]["bundles"][-1][
+                            "layers"][-1]:
+                        lay["out_channels"] = max(8, int(round(lay["out_channels"] * scale
+                                                               / 8)) * 8)
+            v["name"] = f"{base}-w{int(scale * 100)}"
+            try:
+                out.append(Design.from_dict(v))
+            except Exception as e:                       # noqa: BLE001 - skip a misfit
+                print(f"rank check: skipping {v['name']}: {e}", file=sys.stderr)
+    return out[:k]
+
+
+def main(argv=None) -> int:
+    args = parse_args(argv)
+    import torch  # noqa: F401  (import cost outside the timings)
+    from host_search import train as T
+    from host_search.data.synth import generate
+    from pynq_codesign.design import load_design
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    epochs = int(round(args.epochs * args.budget))
+    qat = int(round(args.qat_epochs * args.budget))
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(args.work) if args.work else Path(tmp)
+        data_dir = Path(args.data) if args.data else work / f"data-{args.n}-{args.data_seed}"
+        if not args.data and not (data_dir / "synth.json").is_file():
+            generate(data_dir, args.n, args.data_seed)
+        results = {"host": {"cpus": os.cpu_count(), "threads": args.threads},
+                   "label": "measured on this host, built-in synthetic data set"
+                   if not args.data else f"measured on this host, data set {args.data}",
+                   "designs": []}
+        load_kw = {} if args.split is None else {"split": args.split}
+        for name in args.design.split(","):
+            design = load_design(name)
+            if args.fast:
+                design = T.reduced_design(design)
+            data = T.load_data(data_dir, design, seed=args.split_seed,
+                               cache_dir=work / "cache", **load_kw)
+            rows = []
+            for s in seeds:
+                out = work / f"run-{design.name}-e{epochs}q{qat}-s{s}"
+                rows.append(run_one(design, data, out, epochs, qat, s, args.threads, args.fast))
+                print(f"  [{design.name} seed {s}: fixed IoU {rows[-1]['fixed_iou']:.3f}, "
+                      f"{rows[-1]['wall_s']:.0f} s]", file=sys.stderr, flush=True)
+            results["designs"].append(print_design(design.name, design, rows, data.info,
+                                                   args, epochs, qat))
+        if args.rank:
+            results["rank"] = print_rank(args, data_dir, work, seeds[0], load_kw)
+        if args.json:
+            Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return 0
+
+
+def print_rank(args, data_dir: Path, work: Path, seed: int, load_kw: dict) -> dict:
+    from host_search import train as T
+    designs = rank_designs(args.rank)
+    e = args.rank_epochs or args.epochs
+    q = max(1, e // 2)
+    print(f"\nfast vs full: {len(designs)} designs, {e} float + {q} QAT epochs each, seed "
+          f"{seed} [measured, synthetic set]")
+    print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9}")
+    fast, full = [], []
+    for d in designs:
+        vals = []
+        for is_fast in (True, False):
+            dd = T.reduced_design(d) if is_fast else d
+            data = T.load_data(data_dir, dd, seed=args.split_seed, cache_dir=work / "cache",
+                               **load_kw)
+            res = T.train(dd, data, work / f"rank-{dd.name}-e{e}-s{seed}",
+                          T.TrainConfig(epochs=e, qat_epochs=q, seed=seed,
+                                        threads=args.threads, fast=is_fast))
+            vals.append(res.fixed_iou)
+        fast.append(vals[0])
+        full.append(vals[1])
+        print(f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} {vals[1]:>9.3f}",
+              flush=True)
+    rho = spearman(fast, full)
+    print(f"Spearman rank correlation fast vs full (fixed-point IoU): {rho:.2f} "
+          f"(goal >= 0.7)")
+    return {"designs": [d.name for d in designs], "fast": fast, "full": full, "spearman": rho}
+
+
+if __name__ == "__main__":
+    sys.exit(main())

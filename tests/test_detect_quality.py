@@ -1,0 +1,112 @@
+"""Detection-quality parts of training: the split that keeps every category in training,
+augmentation, fitted anchors, the selection loss, the LR schedule, the trained budget."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from host_search.data import Dataset, Sample, split_by_subcategory
+from host_search.data.augment import Augment, augment_batch, windows
+from host_search.nn import LossWeights, detection_loss
+from host_search.nn.head import fit_anchors
+from pynq_codesign.design import Decode
+
+
+def _dataset(counts: dict[str, int]) -> Dataset:
+    samples = [Sample(Path(f"/d/{sub}/{i:04d}.jpg"), sub, (10, 10, 20, 20), 640, 360,
+                      key=f"{sub}/{i:04d}")
+               for sub, n in counts.items() for i in range(n)]
+    return Dataset(Path("/d"), tuple(samples))
+
+
+SUBS = {"boat1": 10, "boat2": 10, "car1": 10, "car2": 10, "car3": 10, "drone1": 10,
+        "person1": 10, "person2": 10, "whale1": 10}
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_subcategory_hold_out_keeps_every_category_in_training(seed):
+    ds = _dataset(SUBS)
+    sp = split_by_subcategory(ds, 0.2, seed=seed)
+    assert sp.mode == "subcategory"
+    train_cats = {s.category for s in sp.train}
+    assert train_cats == {s.category for s in ds}           # every category trains
+    assert not {s.subcategory for s in sp.train} & set(sp.val_subcategories)
+    assert len(sp.val) >= 0.2 * len(ds)
+    assert {"drone1", "whale1"}.isdisjoint(sp.val_subcategories)   # single-sub categories
+    assert split_by_subcategory(ds, 0.2, seed=seed) == sp
+
+
+def test_category_hold_out_and_fallback():
+    ds = _dataset(SUBS)
+    sp = split_by_subcategory(ds, 0.2, seed=0, hold_out="category")
+    assert sp.mode == "category"
+    val_cats = {s.category for s in sp.val}
+    assert val_cats and not val_cats & {s.category for s in sp.train}
+    # one sub-category per category: nothing can be held out per sub-category
+    single = _dataset({"boat1": 5, "car1": 5, "drone1": 5})
+    assert split_by_subcategory(single, 0.2, seed=0).mode == "category"
+    with pytest.raises(Exception, match="hold-out"):
+        split_by_subcategory(ds, 0.2, hold_out="nope")
+
+
+def test_augmentation_keeps_the_box_on_the_object():
+    """A bright square on a dark field: after zoom/shift/flip the box still frames it."""
+    g = torch.Generator().manual_seed(0)
+    n, h, w = 8, 40, 90
+    x = torch.zeros(n, 1, h, w)
+    boxes = torch.tensor([[0.3, 0.25, 0.5, 0.75]] * n)
+    x[:, :, 10:30, 27:45] = 1.0
+    aug = Augment(zoom=1.5, shift=0.15, flip=0.5, colour=0.0)
+    out, nb = augment_batch(x, boxes, aug, g)
+    assert out.shape == x.shape
+    for i in range(n):
+        x0, y0, x1, y1 = (nb[i] * torch.tensor([w, h, w, h])).round().long().tolist()
+        inside = out[i, 0, y0 + 1:y1 - 1, x0 + 1:x1 - 1]
+        assert inside.numel() and inside.mean() > 0.9      # the object is in its box
+        assert out[i, 0].sum() <= inside.sum() * 1.6        # and little of it outside
+    again, nb2 = augment_batch(x, boxes, aug, torch.Generator().manual_seed(0))
+    assert torch.equal(again, out) and torch.equal(nb2, nb)  # repeatable for a seed
+
+
+def test_windows_hold_the_box():
+    g = torch.Generator().manual_seed(1)
+    boxes = torch.rand(64, 2) * 0.8
+    boxes = torch.cat([boxes, boxes + 0.1], 1)
+    win, _ = windows(boxes, Augment(zoom=2.0, shift=0.2), g)
+    assert torch.all(win[:, 0] <= boxes[:, 0] + 1e-9)
+    assert torch.all(win[:, 0] + win[:, 2] >= boxes[:, 2] - 1e-9)
+
+
+def test_fit_anchors_follow_the_box_sizes():
+    rng = np.random.default_rng(0)
+    small = np.c_[rng.uniform(0, .5, 50), rng.uniform(0, .5, 50)]
+    wh_small, wh_big = np.array([0.03, 0.05]), np.array([0.2, 0.3])
+    boxes = np.r_[np.c_[small, small + wh_small], np.c_[small, small + wh_big]]
+    a = fit_anchors(boxes, 2)
+    assert np.allclose(a, [wh_small, wh_big], atol=1e-3)
+    assert fit_anchors(boxes, 2) == a
+
+
+def test_selection_loss_prefers_the_responsible_cell():
+    dec = Decode(((0.1, 0.1),))
+    boxes = torch.tensor([[0.05, 0.05, 0.15, 0.15]])       # centre in cell (0, 0) of 4x4
+    out = torch.zeros(1, 5, 4, 4)
+    w = LossWeights(coord=0, obj=0, noobj=0, giou=0, select=1.0)
+    flat, _ = detection_loss(out, boxes, dec, w)
+    out[0, 4, 0, 0] = 5.0
+    right, parts = detection_loss(out, boxes, dec, w)
+    out[0, 4, 0, 0], out[0, 4, 3, 3] = 0.0, 5.0
+    wrong, _ = detection_loss(out, boxes, dec, w)
+    assert right < flat < wrong and "select" in parts
+    assert abs(float(flat) - np.log(16)) < 1e-5
+
+
+def test_warm_cosine_schedule():
+    from host_search.train import _WarmCosine
+    f = _WarmCosine(warm=4, total=20, floor=0.05)
+    assert [round(f(i), 2) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
+    assert f(4) == 1.0 and abs(f(20) - 0.05) < 1e-9
+    assert all(f(i) >= f(i + 1) for i in range(4, 20))
