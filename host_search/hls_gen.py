@@ -21,7 +21,9 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
-from pynq_codesign.design import Overlay, layer_weights, LayerShape
+from pynq_codesign.design import (Bundle, Design, Layer, LayerShape, Network, Overlay,
+                                  check_fits, layer_weights)
+from pynq_codesign.fixedpoint import FixedFormat
 from pynq_codesign.errors import CodesignError
 from pynq_codesign.fixedpoint import AP_QUANT, ROUNDING_ID, ap_overflow, container_bytes
 from pynq_codesign import wire
@@ -346,3 +348,30 @@ def write_sources(dest: str | Path, overlay: Overlay, binding: Binding | None = 
     path = dest / HEADER_NAME
     path.write_text(header)
     return path
+
+
+def cosim_design(overlay: Overlay, height: int = 5, width: int = 7) -> Design:
+    """A tiny network on ``overlay`` for C/RTL co-simulation: one layer per stage of the
+    chain, in chain order (one pass through every stage), on a ``height x width`` map
+    with enough channels for several folds of each stage where the overlay allows, odd
+    sizes so the window's edges and the pool's dropped edge are exercised. The overlay
+    (and so the hardware ID and the RTL) is the package's; only the network is small, so
+    the RTL simulation of every stage takes minutes, not the hours a 160x360 map would."""
+    ov = overlay
+    widest = max(max(st.pe, st.simd) for st in ov.stages)
+    fmt = FixedFormat(ov.feature_bits, max(ov.feature_bits // 2, 1))
+    wfmt = FixedFormat(ov.weight_bits, 1)
+    for c in range(min(ov.max_channels, 2 * widest + 1), 0, -1):
+        layers = []
+        for st in ov.stages:
+            if st.kind == "pool":
+                layers.append(Layer("pool"))
+            else:
+                oc = c if st.kind != "dw" else None
+                layers.append(Layer(st.kind, oc, 1, "relu", wfmt, fmt))
+        net = Network(input_channels=c, input_height=height, input_width=width,
+                      bundles=(Bundle(tuple(layers)),), input_format=fmt,
+                      weight_format=wfmt, feature_format=fmt)
+        if not check_fits(net, ov):
+            return Design("cosim", ov, net)
+    raise HlsGenError("no co-simulation network fits this overlay (even one channel)")

@@ -42,7 +42,10 @@ from pynq_codesign import wire
 from pynq_codesign.wire import pack_feature
 
 from .binding import bind_overlay
-from .hls_gen import shipped_dir, write_sources
+from pynq_codesign.platform.sim.emulator import run_program as emulate
+from pynq_codesign.randparams import random_inputs, random_program
+
+from .hls_gen import cosim_design, shipped_dir, write_sources
 
 TOOL_VERSION = "2024.1"
 OVERLAYS_DIR = shipped_dir("overlays")
@@ -98,6 +101,25 @@ def write_tb_data(dest: Path, pkg: Package) -> int:
     return len(pkg.golden)
 
 
+@dataclass(frozen=True)
+class _Vectors:
+    """What write_tb_data reads from a package: design, program, golden vectors."""
+
+    design: object
+    program: object
+    golden: list
+
+
+def _cosim_vectors(overlay) -> _Vectors:
+    """The C/RTL co-simulation's data: a tiny network on the package's overlay
+    (hls_gen.cosim_design: every stage once, a 5 x 7 map) with random weights and one
+    golden vector from the emulator; C simulation keeps the package's own vectors."""
+    d = cosim_design(overlay)
+    prog = random_program(d, 0)
+    x = random_inputs(d, 1, 1)[0]
+    return _Vectors(d, prog, [(x, emulate(prog, x, overlay))])
+
+
 def _vlnv_tcl() -> str:
     """The engine IP's vendor, library and name for the Tcl flows (pynq_codesign.wire:
     what run_hls.tcl exports, build_overlay.tcl instantiates and the board runtime finds)."""
@@ -122,8 +144,10 @@ def write_project(pkg: Package, board: str, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     hls, ovd = out / "hls", out / "overlay"
     binding = bind_overlay(ov)
-    write_sources(hls, ov, binding, cosim_param_bytes=int(pkg.program.params.size))
+    cosim = _cosim_vectors(ov)
+    write_sources(hls, ov, binding, cosim_param_bytes=int(cosim.program.params.size))
     n = write_tb_data(hls / "tb_data", pkg)
+    write_tb_data(hls / "tb_cosim", cosim)
     part = load_device(board).part
     ip_version = "1." + str(int(ov.hardware_id))[:6]
     (hls / "config.tcl").write_text(
