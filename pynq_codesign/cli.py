@@ -205,8 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--proto-epochs", type=int, default=1, help="QoR prototype epochs")
     p.add_argument("--cand-epochs", type=int, default=2, help="candidate float epochs")
     p.add_argument("--cand-qat-epochs", type=int, default=1, help="candidate QAT epochs")
-    p.add_argument("--final-epochs", type=int, default=8, help="winner float epochs")
-    p.add_argument("--final-qat-epochs", type=int, default=4, help="winner QAT epochs")
+    p.add_argument("--final-epochs", type=int, default=6, help="winner float epochs")
+    p.add_argument("--final-qat-epochs", type=int, default=2, help="winner QAT epochs")
     p.add_argument("--bundle-layers", type=int, default=3,
                    help="the most convolutions in an enumerated bundle")
     p.add_argument("--batch", type=int, default=2, help="candidates trained per step")
