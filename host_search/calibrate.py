@@ -399,6 +399,30 @@ class CalibratedEstimator:
         order = np.argsort(-score, kind="stable")
         return [int(i) for i in order[:k]]
 
+    def most_uncertain(self, designs: Sequence[Design], target_fps: float | None,
+                       max_power_w: float | None = None) -> tuple[int, float] | None:
+        """The design (of any topologies) whose feasibility is least certain, and the
+        probability that its truth lies across a target; None for no designs."""
+        if not designs:
+            return None
+        preds = [self.predict(d) for d in designs]
+
+        def arr(name: str) -> np.ndarray:
+            return np.array([float(getattr(p, name)[0]) for p in preds])
+        from types import SimpleNamespace
+        scr = SimpleNamespace(fps=arr("fps"), sigma_fps=arr("sigma_fps"),
+                              power_w=arr("power_w"), sigma_power=arr("sigma_power"))
+        i = self.choose(scr, 1, target_fps, max_power_w)[0]
+        p = 0.0
+        if target_fps is not None:
+            p = float(_p_across(scr.fps[i:i + 1], np.maximum(scr.sigma_fps[i:i + 1], 1e-9),
+                                target_fps)[0])
+        if max_power_w is not None:
+            p = max(p, float(_p_across(scr.power_w[i:i + 1],
+                                       np.maximum(scr.sigma_power[i:i + 1], 1e-9),
+                                       max_power_w)[0]))
+        return i, p
+
     def state(self) -> dict:
         return {"kind": "calibrated", **self.cal.to_dict(), **self.fit_errors()}
 

@@ -53,6 +53,9 @@ STRATEGY_IDS = {s: i for i, s in enumerate(STRATEGIES)}
 RESULT = "result.json"
 PACKAGES = "packages"
 REPORT = "report"
+#: Least chance that a screened candidate's truth lies across a target for the search to
+#: measure it untrained (a calibrated estimator's uncertainty decides; one per SCD step).
+PROBE_MIN_CHANCE = 0.05
 
 
 class SearchError(CodesignError):
@@ -73,8 +76,8 @@ class SearchConfig:
     proto_epochs: int = 1           # QoR prototypes: float epochs (fast resolution)
     cand_epochs: int = 2            # candidates: float epochs (fast resolution) ...
     cand_qat_epochs: int = 1        # ... plus QAT epochs (the bit widths matter)
-    final_epochs: int = 8           # winners: float epochs at full resolution ...
-    final_qat_epochs: int = 4       # ... plus QAT epochs
+    final_epochs: int = 6           # winners: float epochs at full resolution ...
+    final_qat_epochs: int = 2       # ... plus QAT epochs
     replicas: int = 3               # bundle copies in a prototype
     bundle_layers: int = 3          # the most convolutions in a bundle
     qor_share: float = 0.3          # share of the budget the QoR prototypes may use
@@ -173,6 +176,7 @@ class Search:
         self.trained: dict[str, Evaluated] = {}
         self.order: list[str] = []
         self._cache: dict = {}
+        self._probed: set[str] = set()     # candidates measured untrained (probe_uncertain)
         self.train_images = 0
         self.progress = Progress(cfg.budget, progress)
         self.replayed = 0
@@ -191,6 +195,8 @@ class Search:
         return c
 
     def record_screen(self, step: int, cands: list[Candidate], role: str) -> None:
+        if role == "neighbour":
+            self.probe_uncertain(cands)
         rows = []
         for c in cands:
             a = c.accel
@@ -307,11 +313,40 @@ class Search:
         ev.qos[rec["source"]] = {k: rec.get(k) for k in ("source", "fps", "latency_ms",
                                                          "power_w", "power_source")}
         ev.needs_build = bool(getattr(self.source, "simulated", False))
+        if ev.cand.key in self._probed:      # measured untrained already, and observed
+            return
         self.estimator.observe(d, estimate(d), QoSRecord.from_dict(rec))
         entry = getattr(self.estimator, "journal_entry", lambda: None)()
         if fresh and entry is not None:      # corrections + error before/after (calibrate)
             self.journal.add_calibration({**entry, "design_key": ev.cand.key})
         self._cache.clear()          # the estimator changed: screen again
+
+    def probe_uncertain(self, cands: list[Candidate]) -> None:
+        """Measure, untrained (timing needs no trained weights), the screened candidate
+        whose feasibility the calibrated estimate is least sure of, when that chance is
+        worth a measurement (host_search.calibrate; replayed from the journal on resume)."""
+        pick = getattr(self.estimator, "most_uncertain", None)
+        cands = [c for c in cands
+                 if c.key not in self._probed and self.source.can_measure(c.design)]
+        got = pick([c.design for c in cands], self.targets.fps, self.targets.max_power_w) \
+            if pick is not None and cands else None
+        if got is None or got[1] < PROBE_MIN_CHANCE:
+            return
+        c = cands[got[0]]
+        self._probed.add(c.key)
+        rec = self.journal.measurement(c.key, self.source.name)
+        fresh = rec is None
+        if rec is None:
+            m = self.source.measure([c.design], seed=self.cfg.seed)[0]
+            if m is None:
+                return
+            rec = m.to_dict()
+            self.journal.add_measurement(c.key, rec, self.source.name)
+        self.estimator.observe(c.design, estimate(c.design), QoSRecord.from_dict(rec))
+        entry = self.estimator.journal_entry()
+        if fresh and entry is not None:
+            self.journal.add_calibration({**entry, "design_key": c.key, "probe": True})
+        self._cache.clear()
 
     # --- results ---------------------------------------------------------------------------
     def feasible(self) -> list[Evaluated]:

@@ -234,6 +234,10 @@ def test_calibration_corrects_and_journals_and_chooses(tmp_path):
     fake = SimpleNamespace(fps=np.array([10.0, 20.0, 30.0]), sigma_fps=np.array([1.0] * 3),
                            power_w=np.array([2.0] * 3), sigma_power=np.array([0.1] * 3))
     assert est.choose(fake, 2, target_fps=29.0) == [2, 1]
+    i, chance = est.most_uncertain(held, target_fps=float(pred[1]))
+    assert i == 1 and chance == pytest.approx(0.5)
+    i, chance = est.most_uncertain(held, target_fps=1e6)
+    assert chance < 1e-6                                  # nothing worth measuring
 
 
 @needs_service
