@@ -188,6 +188,7 @@ def read_image(path: str | Path) -> np.ndarray:
 
 
 _STDERR_LOCK = threading.Lock()
+_CATCHER: list = []
 _DECODER_WARNINGS = ("Corrupt JPEG data", "Premature end of JPEG", "libpng warning",
                      "libpng error", "Invalid SOS", "Bogus")
 
@@ -205,15 +206,20 @@ def decoder_messages() -> Iterator[list[str]]:
         except OSError:                       # no stderr descriptor: nothing to catch
             yield said
             return
-        with tempfile.TemporaryFile() as tmp:
-            os.dup2(tmp.fileno(), 2)
-            try:
-                yield said
-            finally:
-                os.dup2(saved, 2)
-                os.close(saved)
-                tmp.seek(0)
-                text = tmp.read().decode("utf-8", "replace")
+        if not _CATCHER:                      # one unlinked file, reused (cheap per image)
+            _CATCHER.append(tempfile.TemporaryFile())
+        tmp = _CATCHER[0]
+        os.dup2(tmp.fileno(), 2)
+        try:
+            yield said
+        finally:
+            os.dup2(saved, 2)
+            os.close(saved)
+            size = os.lseek(tmp.fileno(), 0, os.SEEK_END)
+            text = os.pread(tmp.fileno(), size, 0).decode("utf-8", "replace") if size else ""
+            if size:
+                os.ftruncate(tmp.fileno(), 0)
+                os.lseek(tmp.fileno(), 0, os.SEEK_SET)
         for line in text.splitlines():
             if any(w in line for w in _DECODER_WARNINGS):
                 said.append(line.strip())
