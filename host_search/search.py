@@ -623,6 +623,11 @@ def run_search(cfg: SearchConfig, run: Path, executor: str = "local", workers: i
     if train_n < 1 or val_n < 1:
         raise SearchError(f"{cfg.data}: the split leaves {train_n} training and {val_n} "
                           "validation images; the search needs both")
+    cand_cost = train_n * (cfg.cand_epochs + cfg.cand_qat_epochs)
+    if cand_cost > cfg.budget:
+        raise SearchError(f"--budget {cfg.budget} pays for no candidate: one costs "
+                          f"{cand_cost} image-epochs here ({train_n} training images x "
+                          f"{cfg.cand_epochs + cfg.cand_qat_epochs} epochs); raise --budget")
     run = Path(run)
     journal = Journal.open(run) if resume else Journal.create(run, cfg.to_dict())
     source, estimator = _source_and_estimator(cfg)
@@ -630,11 +635,6 @@ def run_search(cfg: SearchConfig, run: Path, executor: str = "local", workers: i
     try:
         s = Search(cfg, run, journal, None, source, estimator, progress)
         s.train_images = train_n
-        if s.cand_cost > cfg.budget:
-            raise SearchError(f"--budget {cfg.budget} pays for no candidate: one costs "
-                              f"{s.cand_cost} image-epochs here ({train_n} training images x "
-                              f"{cfg.cand_epochs + cfg.cand_qat_epochs} epochs); raise "
-                              "--budget")
         journal.log("start", f"{'resume' if resume else 'start'} {cfg.strategy} seed "
                              f"{cfg.seed}, executor {executor}")
         t0 = time.time()
