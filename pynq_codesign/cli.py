@@ -54,7 +54,7 @@ class HelpFormatter(argparse.RawDescriptionHelpFormatter):
         h = action.help or ""
         if (action.option_strings and not action.required and action.default is not None
                 and action.default is not False and action.default != argparse.SUPPRESS
-                and "%(default)" not in h):
+                and "default" not in h):       # a help that states its default already
             h += " (default: %(default)s)"
         return h
 
