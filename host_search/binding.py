@@ -92,9 +92,9 @@ from typing import Any
 import numpy as np
 
 from pynq_codesign.design import Overlay, stage_multipliers, stage_word_lanes
+from pynq_codesign.design import beat_lanes as design_beat_lanes
 from pynq_codesign.design import weight_words as design_weight_words
 from pynq_codesign.devices import Device, load_device
-from pynq_codesign.wire import BEAT_BITS
 
 MULT_IMPLS = ("dsp", "fabric", "dsp_packed")
 PACK_POLICIES = ("auto", "never", "always")
@@ -239,12 +239,9 @@ def is_lutram(depth: Any, width: Any) -> Any:
 def beat_lanes(feature_bits: Any) -> Any:
     """Feature elements in one 64-bit beat (``wire``'s lanes: 8 of up to 8 bits, else 4).
 
-    Every stage's input memory is written one beat per cycle (``store_lanes`` in
-    ``hls/buffers.h``, fed by the input stream or by the previous stage's beat stream,
-    whatever that stage is), and a pool handles one beat per cycle.
+    The stream between stages carries beats; a pool handles one beat per cycle.
     """
-    fb = np.asarray(feature_bits, dtype=np.int64)
-    out = BEAT_BITS // (8 * np.where(fb <= 8, 1, 2))
+    out = np.asarray(design_beat_lanes(np.asarray(feature_bits, dtype=np.int64)))
     return out if out.ndim else int(out)
 
 

@@ -617,7 +617,8 @@ def layer_weights(kind: str, s: LayerShape) -> int:
 def beat_lanes(feature_bits):
     """Feature codes in one 64-bit beat of the wire (8 of up to 8 bits, else 4); works on
     ints and numpy arrays."""
-    return 64 // (8 * (1 + (feature_bits > 8)))
+    from .wire import BEAT_BYTES  # noqa: PLC0415  (wire imports this module)
+    return BEAT_BYTES // (1 + (feature_bits > 8))
 
 
 def stage_word_lanes(kind: str, pe, simd, feature_bits):

@@ -113,8 +113,10 @@ class Driver:
             "params": pf.allocate("params", sizes["params"]),
             "in0": pf.allocate("in0", first.in_bytes),
             "in1": pf.allocate("in1", first.in_bytes),
-            "fmap0": pf.allocate("fmap0", sizes["fmap0"]),
-            "fmap1": pf.allocate("fmap1", sizes["fmap1"]),
+            # only the fabric touches the maps between passes: no cache maintenance
+            "fmap0": pf.allocate("fmap0", sizes["fmap0"], cacheable=False),
+            "fmap1": pf.allocate("fmap1", sizes["fmap1"], cacheable=False),
+            "out": pf.allocate("out", sizes["out"]),
         }
         pb = self._bufs["params"]
         pb[:params.size] = params
@@ -170,9 +172,10 @@ class Driver:
         src = self._bufs[f"in{slot}"]
         times: list[PassTime] = []
         outs: list[np.ndarray] = []
-        dst = self._bufs["fmap0"]
-        for i, ps in enumerate(self.package.program.passes):
-            dst = self._bufs[f"fmap{i % 2}"]
+        passes = self.package.program.passes
+        dst = self._bufs["out"]
+        for i, ps in enumerate(passes):
+            dst = self._bufs["out"] if i == len(passes) - 1 else self._bufs[f"fmap{i % 2}"]
             t0 = pf.now()
             pf.write_reg("desc_offset", ps.desc_offset)
             self._guard(lambda: (pf.dma_recv(dst, ps.out_bytes), pf.dma_send(src, ps.in_bytes)))

@@ -97,12 +97,13 @@ def plan_transfers(package: Package, max_bytes: int) -> list[TransferPlan]:
 
 def buffer_sizes(package: Package, probe_bytes: int = 0) -> dict[str, int]:
     """Bytes of the buffers the driver allocates once: the parameter buffer (plus the probe
-    descriptor) and two feature-map buffers large enough for any pass's input or output
-    (ping-pong: one pass's output buffer is the next pass's input buffer)."""
+    descriptor), two feature-map buffers large enough for any pass's input or output
+    (ping-pong: one pass's output buffer is the next pass's input buffer) and the last
+    pass's output buffer."""
     passes = package.program.passes
     largest = max(max(p.in_bytes, p.out_bytes) for p in passes)
     return {"params": int(package.program.params.size) + probe_bytes,
-            "fmap0": largest, "fmap1": largest}
+            "fmap0": largest, "fmap1": largest, "out": passes[-1].out_bytes}
 
 
 class Platform(abc.ABC):
@@ -133,9 +134,12 @@ class Platform(abc.ABC):
 
     # --- memory -----------------------------------------------------------------------
     @abc.abstractmethod
-    def allocate(self, name: str, nbytes: int) -> np.ndarray:
+    def allocate(self, name: str, nbytes: int, cacheable: bool = True) -> np.ndarray:
         """A physically contiguous uint8 buffer, allocated once under ``name`` and returned
-        again (the same object) on later calls with the same size."""
+        again (the same object) on later calls with the same size. A ``cacheable`` buffer
+        costs a cache flush of the whole buffer when a DMA sends it and an invalidate when
+        one receives into it (fast CPU access); a non-cacheable one costs neither (slow
+        CPU access: for buffers only the fabric reads and writes)."""
 
     @abc.abstractmethod
     def physical_address(self, buf: np.ndarray) -> int:

@@ -21,11 +21,13 @@ What it does on the board:
   root;
 * sets the fabric clock (``pynq.ps.Clocks.fclk0_mhz``) to the design's clock, never
   above the clock the ``.hwh`` was built for (:func:`fabric_clock`);
-* allocates buffers with ``pynq.allocate(..., cacheable=True)`` (once, reused): pynq
-  3.1's default is non-cacheable memory, where every CPU read of an output map goes to
-  DDR uncached; cacheable buffers cost a flush of the whole buffer in the send channel's
-  ``transfer()`` and an invalidate in the receive channel's ``wait()`` (pynq does both;
-  the simulated board charges the same);
+* allocates buffers with ``pynq.allocate`` (once, reused), cacheable where the CPU
+  touches them (the parameters, the input buffers, the last pass's output: pynq 3.1's
+  default, non-cacheable memory, makes every CPU read of an output map go to DDR
+  uncached) and non-cacheable where only the fabric does (the feature maps passed
+  between passes): a cacheable buffer costs a flush of the whole buffer in the send
+  channel's ``transfer()`` and an invalidate in the receive channel's ``wait()`` (pynq
+  does both; the simulated board charges the same), a non-cacheable one neither;
 * starts transfers with the DMA channels' ``transfer()`` and polls ``.idle`` / ``.error``
   against a deadline of its own (pynq 3.1's ``wait()`` never times out), then lets
   ``wait()`` return at once to invalidate and read ``transferred``; after an error bit the
@@ -392,13 +394,14 @@ class PynqPlatform(Platform):
         self._set_clock()
 
     # --- memory -----------------------------------------------------------------------
-    def allocate(self, name: str, nbytes: int) -> np.ndarray:
+    def allocate(self, name: str, nbytes: int, cacheable: bool = True) -> np.ndarray:
         b = self._bufs.get(name)
         if b is not None and b.nbytes == nbytes:
             return b
         if b is not None:
             b.freebuffer()
-        b = self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8, cacheable=True)
+        b = self._pynq.allocate(shape=(int(nbytes),), dtype=np.uint8,
+                                cacheable=bool(cacheable))
         self._bufs[name] = b
         return b
 

@@ -23,9 +23,10 @@ A hang or a DMA error strikes the first pass after loading; it leaves the board 
 the channel halted) until :meth:`SimPlatform.recover` (what the driver does after a
 timeout or a DMA error: download the overlay again), after which the board works.
 
-Buffers are cacheable, as the real board's driver allocates them: the send channel's
-``transfer()`` flushes the whole buffer and the receive channel's ``wait()`` invalidates
-the whole buffer (what pynq 3.1 does), and both cost the board's cache throughput. Wiring faults stay (recovery does not rebuild a
+Buffers are cacheable or not as the driver allocates them (as on the real board): the
+send channel's ``transfer()`` flushes a whole cacheable buffer and the receive channel's
+``wait()`` invalidates it (what pynq 3.1 does), both at the board's cache throughput;
+a non-cacheable buffer costs neither. Wiring faults stay (recovery does not rebuild a
 bitstream); the self-test names their cause.
 """
 from __future__ import annotations
@@ -81,6 +82,7 @@ class SimPlatform(Platform):
         self._ov: Overlay | None = None
         self._timing: TimingModel | None = None
         self._buffers: dict[str, tuple[np.ndarray, int]] = {}
+        self._uncached: set[int] = set()              # ids of non-cacheable buffers
         self._next_addr = _CMA_BASE
         self._clock = 0.0
         self._reset_fabric()
@@ -112,6 +114,7 @@ class SimPlatform(Platform):
 
     def release(self) -> None:
         self._buffers.clear()
+        self._uncached.clear()
         self._next_addr = _CMA_BASE
 
     def recover(self) -> None:
@@ -128,7 +131,7 @@ class SimPlatform(Platform):
         return self._timing
 
     # --- memory -----------------------------------------------------------------------
-    def allocate(self, name: str, nbytes: int) -> np.ndarray:
+    def allocate(self, name: str, nbytes: int, cacheable: bool = True) -> np.ndarray:
         nbytes = int(nbytes)
         if name in self._buffers and self._buffers[name][0].size == nbytes:
             return self._buffers[name][0]
@@ -136,7 +139,13 @@ class SimPlatform(Platform):
         addr = self._next_addr
         self._next_addr += (nbytes + 4095) // 4096 * 4096
         self._buffers[name] = (buf, addr)
+        if not cacheable:
+            self._uncached.add(id(buf))
         return buf
+
+    def _cache_bytes(self, buf: np.ndarray) -> int:
+        """Bytes a flush or invalidate of ``buf`` walks (the whole buffer; 0 uncached)."""
+        return 0 if id(buf) in self._uncached else buf.size
 
     def physical_address(self, buf: np.ndarray) -> int:
         for b, addr in self._buffers.values():
@@ -309,7 +318,7 @@ class SimPlatform(Platform):
         self._check_dma_len(buf, nbytes)
         if self._clock < self._send_idle:
             raise TransferError("the send channel is not idle")
-        self._clock += tm.dma_call(buf.size)         # transfer() flushes the whole buffer
+        self._clock += tm.dma_call(self._cache_bytes(buf))   # transfer() flushes it
         self._send = (buf, int(nbytes), self._clock)
         self._send_idle = _NEVER                      # until a core consumes it
 
@@ -322,7 +331,7 @@ class SimPlatform(Platform):
             raise TransferError("the receive channel is not idle")
         self._clock += tm.dma_call(0)
         self._recv = (buf, int(nbytes), self._clock)
-        self._recv_buf_bytes = buf.size
+        self._recv_buf_bytes = self._cache_bytes(buf)
         self._recv_idle = _NEVER
 
     def _wait_channel(self, idle_at: float, deadline: float, what: str) -> None:
