@@ -14,7 +14,7 @@ and 8-bit feature maps (DNN-A's formats); held out: ``C3 pool``, ``DW3 PW1 PW1``
 bundle type and bit widths no training design has. Sizes, widths, parallelism and clock
 vary within each family. Weights are random (timing does not depend on their values).
 
-    .venv/bin/python benchmarks/bench_calibration.py [--seeds 0,1,2] [--frames 8]
+    .venv/bin/python benchmarks/bench_calibration.py [--seeds 0,1,2] [--frames 16]
 """
 from __future__ import annotations
 
@@ -114,7 +114,8 @@ def errors(pred: np.ndarray, meas: np.ndarray) -> tuple[float, float]:
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--seeds", default="0,1,2")
-    ap.add_argument("--frames", type=int, default=8)
+    ap.add_argument("--frames", type=int, default=16,
+                    help="frames per measurement (the board farm's default)")
     ap.add_argument("--train", type=int, default=16)
     ap.add_argument("--held-out", type=int, default=12)
     ap.add_argument("--same-families", action="store_true",

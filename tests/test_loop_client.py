@@ -244,34 +244,57 @@ def test_calibration_corrects_and_journals_and_chooses(tmp_path):
 @pytest.mark.slow
 def test_search_with_a_board_service_end_to_end(tmp_path):
     """`codesign board serve --sim` + `codesign search --board URL`: candidates measured
-    on the service, labelled simulated in the journal, calibrations journalled and shown."""
+    on the service, labelled simulated in the journal, calibrations journalled and shown;
+    the service SIGKILLed mid-job and restarted, the search carries on, journal intact."""
     import json
     import sqlite3
     import subprocess
     import sys
-    s = Service(tmp_path / "sdata", tmp_path / "tok").start()
+    import urllib.request
+    port = free_port()
+    s = Service(tmp_path / "sdata", tmp_path / "tok", port=port).start()
+    s2 = None
     try:
         cli = [sys.executable, "-m", "pynq_codesign.cli"]
         r = subprocess.run(cli + ["data", "synth", "--out", str(tmp_path / "d"), "--n", "12",
                                   "--seed", "5"], capture_output=True, text=True, timeout=300)
         assert r.returncode == 0, r.stderr
         run = tmp_path / "run"
-        r = subprocess.run(cli + [
+        search = subprocess.Popen(cli + [
             "search", "--data", str(tmp_path / "d"), "--out", str(run), "--bundle-layers", "1",
             "--input", "32x72", "--cand-epochs", "1", "--cand-qat-epochs", "1",
             "--final-epochs", "1", "--final-qat-epochs", "1", "--target-fps", "30",
             "--budget", "80", "--workers", "2", "--board", s.url, "--token-file",
-            str(s.token_file)], capture_output=True, text=True, timeout=900)
-        assert r.returncode == 0, r.stderr[-2000:]
+            str(s.token_file)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+        def jobs() -> list:
+            try:
+                with urllib.request.urlopen(s.url + "/api/v1/jobs", timeout=5) as r:
+                    return json.loads(r.read())["jobs"]
+            except OSError:
+                return []
+        end = time.monotonic() + 600
+        while True:
+            flight = [j["id"] for j in jobs() if j["state"] in ("queued", "running")]
+            if flight:
+                break
+            assert search.poll() is None and time.monotonic() < end, "no job reached the board"
+            time.sleep(0.05)
+        s.kill("KILL")                                   # mid-job
+        time.sleep(2.0)
+        s2 = Service(tmp_path / "sdata", tmp_path / "tok", port=port).start()
+        out, err = search.communicate(timeout=900)
+        assert search.returncode == 0, err[-2000:]
         con = sqlite3.connect(run / "journal.sqlite")
+        assert con.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
         meas = [json.loads(x[0]) for x in con.execute("SELECT record FROM measurements")]
         assert meas and all(m["source"] == "simulated" and m["power_source"] == "simulated"
                             for m in meas)
         cals = [json.loads(x[0]) for x in con.execute("SELECT data FROM calibrations")]
         assert cals and all("fps_error_after" in c and "corrections" in c for c in cals)
         assert "before and after calibration" in (run / "report" / "report.html").read_text()
-        jobs = json.loads(__import__("urllib.request").request.urlopen(
-            s.url + "/api/v1/jobs").read())["jobs"]
-        assert len(jobs) >= len(meas)
+        assert {j["id"]: j["state"] for j in jobs()}[flight[0]] == "done"   # ran again
     finally:
-        s.kill("TERM")
+        s.kill("KILL")
+        if s2 is not None:
+            s2.kill("TERM")

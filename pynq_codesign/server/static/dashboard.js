@@ -15,6 +15,7 @@
 
   function text(el, s) { el.textContent = s; }
 
+  function refreshFacts() {
   fetch("api/v1/board").then((r) => r.json()).then((b) => {
     text($("source"), b.source);
     const facts = $("facts");
@@ -29,6 +30,8 @@
       facts.appendChild(s);
     }
   }).catch(() => text($("facts"), "board facts unavailable"));
+  }
+  refreshFacts();
 
   function jobRow(d, result) {
     let row = document.getElementById("job-" + d.job);
@@ -70,6 +73,7 @@
     const d = JSON.parse(ev.data);
     text($("job-state"), d.job + " " + d.state);
     jobRow(d, null);
+    if (d.state === "done") { refreshFacts(); }      // the loaded design changed
   });
   es.addEventListener("result", (ev) => {
     const d = JSON.parse(ev.data);
