@@ -18,6 +18,7 @@ Run: ``.venv/bin/python benchmarks/bench_training.py [--n 200] [--epochs 16] [--
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import tempfile
 import time
@@ -27,14 +28,21 @@ import torch
 
 from host_search.data.synth import generate
 from host_search.nn import build_model, calibrate_formats, detection_loss
-from host_search.train import TrainConfig, load_data, reduced_design, train
+from host_search.train import TrainConfig, _torch_settings, load_data, reduced_design, train
 from pynq_codesign.design import Design, load_design
 
 
-def throughput(design: Design, quantized: bool, steps: int, batch: int, threads: int) -> float:
-    """Training images per second on random inputs (the speed does not depend on them)."""
+def throughput(design: Design, quantized: bool, steps: int, batch: int, threads: int,
+               profile: bool = False) -> float:
+    """Training images per second on random inputs (the speed does not depend on them),
+    under the trainer's own torch settings (deterministic algorithms, thread count)."""
+    with _torch_settings(threads):
+        return _throughput(design, quantized, steps, batch, profile)
+
+
+def _throughput(design: Design, quantized: bool, steps: int, batch: int,
+                profile: bool) -> float:
     torch.manual_seed(0)
-    torch.set_num_threads(threads)
     net = design.network
     m = build_model(design)
     x = torch.randn(batch, 3, net.input_height, net.input_width).contiguous(
@@ -56,10 +64,17 @@ def throughput(design: Design, quantized: bool, steps: int, batch: int, threads:
         opt.step()
 
     step()                                    # warm-up
-    t = time.perf_counter()
-    for _ in range(steps):
-        step()
-    return steps * batch / (time.perf_counter() - t)
+    prof = torch.profiler.profile() if profile else contextlib.nullcontext()
+    with prof:
+        t = time.perf_counter()
+        for _ in range(steps):
+            step()
+        dt = time.perf_counter() - t
+    if profile:
+        print(f"\nprofile of {steps} {'QAT' if quantized else 'float'} steps, "
+              f"{design.network.input_height}x{design.network.input_width} (measured):")
+        print(prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=12))
+    return steps * batch / dt
 
 
 def main() -> None:
@@ -71,24 +86,34 @@ def main() -> None:
     ap.add_argument("--no-throughput", action="store_true", help="skip table 1")
     ap.add_argument("--steps", type=int, default=4, help="timed steps per throughput figure")
     ap.add_argument("--threads", type=int, default=min(4, os.cpu_count() or 1))
+    ap.add_argument("--profile", action="store_true",
+                    help="print where the time of the throughput steps goes (torch profiler)")
+    ap.add_argument("--only-throughput", action="store_true", help="skip table 2")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
 
     print(f"host: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads")
     if not args.no_throughput:
         print_throughput(args)
-    print_iou(args)
+    if not args.only_throughput:
+        print_iou(args)
 
 
 def print_throughput(args) -> None:
     print("\n1. Training throughput, DNN-A prototype, batch 16 (measured, this host's CPU)")
-    print(f"{'input':<12} {'float images/s':>15} {'QAT images/s':>14}")
     a = load_design("dnn-a")
+    rows = []
     for d in (a, reduced_design(a)):
         n = d.network
-        f = throughput(d, False, args.steps, 16, args.threads)
-        q = throughput(d, True, args.steps, 16, args.threads)
-        print(f"{f'3x{n.input_height}x{n.input_width}':<12} {f:>15.1f} {q:>14.1f}")
+        f = throughput(d, False, args.steps, 16, args.threads, args.profile)
+        q = throughput(d, True, args.steps, 16, args.threads, args.profile)
+        rows.append((f"3x{n.input_height}x{n.input_width}", f, q, n.macs() / 1e9))
+    print(f"{'input':<12} {'float images/s':>15} {'QAT images/s':>14} {'float GMAC/s':>13} "
+          f"{'QAT GMAC/s':>11}")
+    for name, f, q, gm in rows:
+        print(f"{name:<12} {f:>15.1f} {q:>14.1f} {f * gm:>13.2f} {q * gm:>11.2f}")
+    print(f"(GMAC/s = images/s x forward multiply-adds per image; load average now "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs: a shared machine is slower)")
 
 
 def print_iou(args) -> None:

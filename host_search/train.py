@@ -621,13 +621,14 @@ def main(args: argparse.Namespace) -> int:
     if Path(args.out).exists() and not Path(args.out).is_dir():
         raise TrainError(f"--out {args.out} exists and is not a folder; choose a run folder")
     cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
-                      batch_size=args.batch_size, lr=args.lr, fast=args.fast)
+                      batch_size=args.batch_size, lr=args.lr, fast=args.fast,
+                      hold_out=getattr(args, "hold_out", "subcategory"))
     cfg.validate()
     if cfg.fast:
         design = reduced_design(design)
     run = Path(args.out)
     data = load_data(args.data, design, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                     cache_dir=run / CACHE_DIR)
+                     cache_dir=run / CACHE_DIR, hold_out=cfg.hold_out)
     print(f"training {design.name} ({design.network.input_height}x"
           f"{design.network.input_width} input) on {data.info['train_images']} images, "
           f"validating on {data.info['val_images']} ({data.info['split']} split); "

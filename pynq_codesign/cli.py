@@ -134,6 +134,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr", type=positive_float, default=2e-3, help="float learning rate")
     p.add_argument("--fast", action="store_true",
                    help="fast-train mode (half the input resolution, cached tensors)")
+    p.add_argument("--hold-out", choices=("subcategory", "category"), default="subcategory",
+                   help="validation split: unseen sub-categories of categories that keep "
+                        "training examples (default), or whole unseen categories")
 
     p = sub.add_parser("export", help="write the deployment package of a trained run")
     p.add_argument("run", help="run folder written by `codesign train`")

@@ -110,3 +110,16 @@ def test_warm_cosine_schedule():
     assert [round(f(i), 2) for i in range(4)] == [0.25, 0.5, 0.75, 1.0]
     assert f(4) == 1.0 and abs(f(20) - 0.05) < 1e-9
     assert all(f(i) >= f(i + 1) for i in range(4, 20))
+
+
+def test_fused_fake_quant_equals_the_generic_path():
+    from host_search.nn.quant import _FakeQuant, fake_quant
+    from pynq_codesign.fixedpoint import FixedFormat, Rounding
+    g = torch.Generator().manual_seed(0)
+    for fmt in (FixedFormat(8, 4), FixedFormat(16, 2), FixedFormat(32, 10)):
+        x = torch.randn(4096, generator=g) * 2.0 ** fmt.int_bits
+        x[:4] = torch.tensor([0.5, 1.5, -0.5, -2.5]) * fmt.scale      # ties go to even
+        for narrow in (False, True):
+            ref = _FakeQuant.apply(x, fmt.scale, fmt.code_min(narrow), fmt.code_max(),
+                                   "half_even")
+            assert torch.equal(fake_quant(x, fmt, Rounding.HALF_EVEN, narrow), ref)

@@ -71,8 +71,8 @@ class ConvUnit(nn.Module):
 
 
 def _activate(y: torch.Tensor, activation: str, limit6: float) -> torch.Tensor:
-    if activation == "relu":
-        return F.relu(y)
+    if activation == "relu":      # in place: y is a fresh conv / batch-norm output
+        return F.relu(y, inplace=True)
     if activation == "relu6":
         return torch.clamp(y, 0.0, limit6)
     return y
