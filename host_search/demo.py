@@ -51,7 +51,8 @@ def run_step(title: str, args: list[str], capture: bool = False, quiet: bool = F
     r = subprocess.run(CODESIGN + args, text=True,
                        stdout=subprocess.PIPE if capture else (subprocess.DEVNULL if quiet
                                                                else None),
-                       stderr=subprocess.PIPE if quiet else None)
+                       stderr=subprocess.PIPE if quiet else None,
+                       preexec_fn=_die_with_parent if sys.platform == "linux" else None)
     if r.returncode not in ok_codes:
         tail = (r.stderr or "").strip().splitlines()[-1:] if quiet else []
         raise DemoError(f"step failed (exit {r.returncode}): codesign {' '.join(args)}"
