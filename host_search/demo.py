@@ -13,125 +13,24 @@ On one machine, end to end, with every step a ``codesign`` command printed befor
    paper's figures (``published``);
 7. end with a table (each figure labelled) and ``DIR/report.html``.
 
-The notebooks (``notebooks/``) use :func:`notebook_package` for a package when none is given.
+Child processes and the service: :mod:`host_search.processes`; the report:
+:mod:`host_search.demo_report`.
 """
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 from pynq_codesign.errors import CodesignError
+from pynq_codesign.qos import QoSRecord
 
-#: the ``codesign`` command of this interpreter (no PATH needed)
-CODESIGN = [sys.executable, "-m", "pynq_codesign.cli"]
-#: environment variables the notebooks read (documented in notebooks/README.md)
-ENV_PACKAGE = "CODESIGN_PACKAGE"
-ENV_DEMO_OUT = "CODESIGN_DEMO_OUT"
-ENV_NB_WORK = "CODESIGN_NB_WORK"
+from .processes import BoardService, run_step
 
 
 class DemoError(CodesignError):
-    """A demo step that failed; the message names the step and what to do."""
-
-
-# ---------------------------------------------------------------------------
-# Running codesign steps, printed as a person would type them.
-# ---------------------------------------------------------------------------
-
-def run_step(title: str, args: list[str], capture: bool = False, quiet: bool = False,
-             ok_codes: tuple[int, ...] = (0,)) -> subprocess.CompletedProcess:
-    """Print ``== title`` and ``$ codesign ARGS``, run it, raise :class:`DemoError` on a
-    failure (with the command, so a person can repeat it by hand)."""
-    print(f"\n== {title}\n$ codesign {' '.join(args)}", flush=True)
-    t0 = time.perf_counter()
-    r = subprocess.run(CODESIGN + args, text=True,
-                       stdout=subprocess.PIPE if capture else (subprocess.DEVNULL if quiet
-                                                               else None),
-                       stderr=subprocess.PIPE if quiet else None,
-                       preexec_fn=_die_with_parent if sys.platform == "linux" else None)
-    if r.returncode not in ok_codes:
-        tail = (r.stderr or "").strip().splitlines()[-1:] if quiet else []
-        raise DemoError(f"step failed (exit {r.returncode}): codesign {' '.join(args)}"
-                        + (f": {tail[0]}" if tail else ""))
-    print(f"   ({time.perf_counter() - t0:.1f} s)", flush=True)
-    return r
-
-
-# ---------------------------------------------------------------------------
-# A package for the notebooks.
-# ---------------------------------------------------------------------------
-
-@dataclass(frozen=True)
-class NotebookInputs:
-    """What a notebook runs on: a package, a folder of labelled images (or None) and a
-    sentence saying where they came from."""
-
-    package: Path
-    images: Path | None
-    origin: str
-
-
-def _demo_package(demo_out: Path) -> NotebookInputs | None:
-    pkg, held = demo_out / "package", demo_out / "heldout"
-    if (pkg / "manifest.json").is_file():
-        return NotebookInputs(pkg, held if held.is_dir() else None,
-                              f"the package `codesign demo` deployed ({pkg})")
-    return None
-
-
-def tiny_package(work: str | Path, images: int = 32, epochs: int = 2,
-                 seed: int = 0) -> NotebookInputs:
-    """A small trained package made in seconds (reused when already there): a built-in
-    data set of ``images`` images, DNN-A trained in fast mode (half resolution) for
-    ``epochs`` float epochs and one QAT epoch, exported. Its boxes are rough: it exists
-    to show the flow; ``make demo`` trains a real one."""
-    work = Path(work)
-    data, held, run, pkg = work / "data", work / "heldout", work / "run", work / "package"
-    if not (pkg / "manifest.json").is_file():
-        for p in (run, pkg):
-            _remove_tree(p)
-        if not (data / "synth.json").is_file():
-            run_step("A tiny built-in data set", ["data", "synth", "--out", str(data),
-                                                  "--n", str(images), "--seed", str(seed)])
-        if not (held / "synth.json").is_file():
-            run_step("Held-out images (another seed: never trained on)",
-                     ["data", "synth", "--out", str(held), "--n", "8",
-                      "--seed", str(seed + 1)])
-        run_step("Train DNN-A briefly (fast mode: half resolution)",
-                 ["train", "dnn-a", "--data", str(data), "--epochs", str(epochs),
-                  "--qat-epochs", "1", "--fast", "--out", str(run), "--seed", str(seed)])
-        run_step("Export the deployment package", ["export", str(run), "--out", str(pkg)])
-    return NotebookInputs(pkg, held, f"a tiny package trained here in seconds ({pkg}); "
-                                     "its boxes are rough: run `make demo` for a real one")
-
-
-def notebook_package(package: str | os.PathLike | None = None,
-                     images: str | os.PathLike | None = None) -> NotebookInputs:
-    """The package a notebook uses: ``package`` if given, else ``$CODESIGN_PACKAGE``, else
-    the demo's (``$CODESIGN_DEMO_OUT``, default ``../demo-out`` then ``demo-out``), else a
-    tiny one made under ``$CODESIGN_NB_WORK`` (default ``./work``)."""
-    given = package or os.environ.get(ENV_PACKAGE)
-    if given:
-        return NotebookInputs(Path(given), Path(images) if images else None,
-                              f"the package given ({given})")
-    env_demo = os.environ.get(ENV_DEMO_OUT)
-    for d in ([Path(env_demo)] if env_demo else [Path("..") / "demo-out", Path("demo-out")]):
-        found = _demo_package(d)
-        if found is not None:
-            return found if images is None else NotebookInputs(found.package, Path(images),
-                                                               found.origin)
-    made = tiny_package(os.environ.get(ENV_NB_WORK) or "work")
-    return made if images is None else NotebookInputs(made.package, Path(images), made.origin)
-
-
-def _remove_tree(p: Path) -> None:
-    import shutil
-    if p.exists():
-        shutil.rmtree(p)
+    """The demo cannot go on; the message says why and what to do."""
 
 
 # ---------------------------------------------------------------------------
@@ -169,118 +68,6 @@ HELDOUT_NAME = "heldout"       # the folder name on the board's images folder to
 
 
 # ---------------------------------------------------------------------------
-# The simulated board service, a real process.
-# ---------------------------------------------------------------------------
-
-def _die_with_parent() -> None:  # pragma: no cover - runs in the child
-    """Linux: the service gets SIGTERM when the demo dies, even by SIGKILL."""
-    try:
-        import ctypes
-        import signal
-        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
-    except (OSError, AttributeError):
-        pass
-
-
-class BoardService:
-    """``codesign board serve --sim`` as a child process on 127.0.0.1 and a free port.
-
-    A context manager: entering starts it and waits for its ``serving on URL`` line,
-    leaving stops it (SIGTERM, then SIGKILL), also after an error or Ctrl-C. Its output
-    goes to ``log``."""
-
-    START_TIMEOUT_S = 90.0
-
-    def __init__(self, data_dir: Path, token_file: Path, log: Path, board_seed: int):
-        self.data_dir, self.token_file, self.log = data_dir, token_file, log
-        self.board_seed = board_seed
-        self.url: str | None = None
-        self.proc: subprocess.Popen | None = None
-
-    @property
-    def command(self) -> list[str]:
-        return ["board", "serve", "--sim", "--board-seed", str(self.board_seed),
-                "--host", "127.0.0.1", "--port", "0", "--token-file", str(self.token_file),
-                "--data-dir", str(self.data_dir)]
-
-    def __enter__(self) -> "BoardService":
-        import queue
-        import threading
-        write_token(self.token_file)
-        print(f"\n== Start the simulated board service (a separate process; log: {self.log})"
-              f"\n$ codesign {' '.join(self.command)}", flush=True)
-        self.log.write_text("")
-        log = open(self.log, "a", encoding="utf-8")     # appends, as the pump below does
-        self.proc = subprocess.Popen(CODESIGN + self.command, stdout=subprocess.PIPE,
-                                     stderr=log, text=True, start_new_session=True,
-                                     preexec_fn=_die_with_parent if sys.platform == "linux"
-                                     else None)
-        log.close()
-        lines: queue.Queue = queue.Queue()
-
-        def pump() -> None:   # the service's stdout into the log, the first lines to us
-            with open(self.log, "a", encoding="utf-8") as f:
-                for line in self.proc.stdout:
-                    f.write(line)
-                    f.flush()
-                    lines.put(line)
-            lines.put(None)
-
-        threading.Thread(target=pump, name="service-log", daemon=True).start()
-        deadline = time.monotonic() + self.START_TIMEOUT_S
-        try:
-            while self.url is None:
-                try:
-                    line = lines.get(timeout=max(0.1, deadline - time.monotonic()))
-                except queue.Empty:
-                    raise DemoError(f"the board service did not start within "
-                                    f"{self.START_TIMEOUT_S:.0f} s; see {self.log}")
-                if line is None:
-                    raise DemoError(f"the board service exited at start (exit "
-                                    f"{self.proc.wait()}): {_last_line(self.log)}")
-                if line.startswith("serving on "):
-                    self.url = line.split()[-1].strip()
-        except BaseException:
-            self.stop()
-            raise
-        print(f"   serving on {self.url} (simulated board, seed {self.board_seed})",
-              flush=True)
-        return self
-
-    def stop(self) -> None:
-        p = self.proc
-        if p is None or p.poll() is not None:
-            return
-        p.terminate()
-        try:
-            p.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            p.kill()
-            p.wait(timeout=5)
-
-    def __exit__(self, *exc) -> None:
-        self.stop()
-        if self.proc is not None:
-            print(f"\n(board service stopped; its log: {self.log})", flush=True)
-
-
-def write_token(path: Path) -> None:
-    """A fresh bearer token, mode 600 (the service reads it; so does the client)."""
-    import secrets
-    path.unlink(missing_ok=True)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    with os.fdopen(fd, "w", encoding="utf-8") as f:
-        f.write(secrets.token_urlsafe(32) + "\n")
-
-
-def _last_line(path: Path) -> str:
-    try:
-        lines = [ln for ln in path.read_text(errors="replace").splitlines() if ln.strip()]
-    except OSError:
-        return "(no log)"
-    return lines[-1] if lines else "(nothing logged)"
-
-
 # ---------------------------------------------------------------------------
 # The steps.
 # ---------------------------------------------------------------------------
@@ -291,9 +78,9 @@ class Deployed:
     images (QoS record), the stream's per-frame samples, its estimate."""
 
     package: Path
-    record: "QoSRecord"          # on the held-out images (JPEG read + resize on the ARM)
-    ready: "QoSRecord"           # on ready input codes (the golden inputs), as the search measured
-    estimate: "QoSRecord"
+    record: QoSRecord          # on the held-out images (JPEG read + resize on the ARM)
+    ready: QoSRecord           # on ready input codes (the golden inputs), as the search measured
+    estimate: QoSRecord
     frame_latency_ms: list[float]
     power_samples_w: list[float]
 
@@ -385,7 +172,7 @@ def detect_heldout(package: Path, held: Path, out: Path, board_seed: int) -> dic
     detect`` on the simulated board of the same seed, then ``codesign score``)."""
     import json
     det = out / "detect"
-    _remove_tree(det)
+    _remove(det)
     run_step("Detection on the held-out images (annotated images + DAC-SDC results XML)",
              ["detect", str(package), "--images", str(held), "--out", str(det), "--sim",
               "--board-seed", str(board_seed)])
@@ -399,9 +186,9 @@ class ReferenceRow:
     """One row of the reproduction check."""
 
     name: str
-    estimated: "QoSRecord | None"
-    simulated: "QoSRecord | None"
-    published: list[tuple[str, "QoSRecord"]]
+    estimated: QoSRecord | None
+    simulated: QoSRecord | None
+    published: list[tuple[str, QoSRecord]]
 
 
 def reproduction(client, out: Path, frames: int, seed: int) -> list[ReferenceRow]:
@@ -417,7 +204,7 @@ def reproduction(client, out: Path, frames: int, seed: int) -> list[ReferenceRow
     for name in REFERENCE_DESIGNS:
         design = reference_design(name)
         pkg = out / "reference" / name
-        _remove_tree(pkg)
+        _remove(pkg)
         random_package(pkg, design, seed=seed)
         rec = client.measure(pkg, frames=frames, warmup=1, timeout=600)
         rows.append(ReferenceRow(name, estimate(design), rec, published(name)))
@@ -527,6 +314,10 @@ OUTPUTS = ("data", HELDOUT_NAME, "board", "search", "package", "detect", "refere
            "report.html", "bench.json", "board.token", "board-service.log")
 
 
+def _remove(p: Path) -> None:
+    shutil.rmtree(p, ignore_errors=True)
+
+
 def _prepare_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise DemoError(f"--out {out}: exists and is not a folder")
@@ -534,14 +325,13 @@ def _prepare_out(out: Path) -> None:
     for name in OUTPUTS:
         p = out / name
         if p.is_dir():
-            _remove_tree(p)
+            _remove(p)
         elif p.exists():
             p.unlink()
 
 
 def main(args) -> int:
     """``codesign demo [--quick] [--out DIR]``."""
-    import shutil
     from dataclasses import replace
 
     from .client import BoardClient
@@ -581,7 +371,7 @@ def main(args) -> int:
              "external meter is attached; the simulated board carries a simulated meter."]
     report = write_report(out, f"codesign demo ({plan.name})", rows, repro, dep, refs,
                           out / "search" / "report" / "report.html", notes)
-    print(f"\n== Result: the best design, deployed (built-in data set, simulated board)")
+    print("\n== Result: the best design, deployed (built-in data set, simulated board)")
     print(format_rows(rows))
     print(f"\n== Reproduction check (the paper's designs)\n{repro}")
     print(f"\nbench.json: {bench}")

@@ -15,6 +15,7 @@ pytest.importorskip("flask")
 pytest.importorskip("waitress")
 
 from host_search import demo  # noqa: E402
+from host_search.processes import BoardService  # noqa: E402
 from pynq_codesign.designs import published  # noqa: E402
 from pynq_codesign.qos import BundleQoS, QoSRecord  # noqa: E402
 
@@ -37,7 +38,7 @@ def _alive(pid: int) -> bool:
 def test_service_starts_answers_and_is_stopped_even_on_error(tmp_path):
     from host_search.client import BoardClient
     (tmp_path / "board").mkdir()
-    svc = demo.BoardService(tmp_path / "board", tmp_path / "t.token", tmp_path / "s.log", 5)
+    svc = BoardService(tmp_path / "board", tmp_path / "t.token", tmp_path / "s.log", 5)
     with pytest.raises(RuntimeError, match="boom"):
         with svc:
             assert svc.url.startswith("http://127.0.0.1:")
@@ -51,7 +52,7 @@ def test_service_starts_answers_and_is_stopped_even_on_error(tmp_path):
 
 
 def test_service_that_cannot_start_is_one_clear_error(tmp_path):
-    svc = demo.BoardService(tmp_path / "no-such" / "deeper", tmp_path / "no-dir" / "t.token",
+    svc = BoardService(tmp_path / "no-such" / "deeper", tmp_path / "no-dir" / "t.token",
                             tmp_path / "s.log", 0)
     with pytest.raises(Exception) as e:     # the token's folder is missing: refused at once
         with svc:
