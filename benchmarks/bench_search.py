@@ -30,8 +30,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from host_search.executors import LocalExecutor, TrainTask  # noqa: E402
-from host_search.search import SearchConfig, run_search  # noqa: E402
+from host_search.executors import LocalExecutor, TrainTask, batch_size_for  # noqa: E402
+from host_search.search import SearchConfig, data_images, run_search  # noqa: E402
 from pynq_codesign.bench import run_bench, to_record  # noqa: E402
 from pynq_codesign.design import load_design  # noqa: E402
 from pynq_codesign.driver import Driver  # noqa: E402
@@ -87,7 +87,8 @@ def references(args, data: Path, out: Path) -> list[dict]:
     tasks = [TrainTask(key=f"ref-{n}", kind="final", design=load_design(n).to_dict(),
                        data=str(data), out=str(out / f"ref-{n}"), cache=str(out / "cache"),
                        seed=0, epochs=args.final_epochs, qat_epochs=args.final_qat_epochs,
-                       fast=False) for n in names]
+                       fast=False, batch_size=batch_size_for(data_images(str(data))[0]))
+             for n in names]
     ex = LocalExecutor(args.workers)
     t0 = time.time()
     try:

@@ -39,6 +39,11 @@ SPLIT_SEED = 0
 DEFAULT_RETRIES = 1
 
 
+def batch_size_for(train_images: int) -> int:
+    """Mini-batch size for a data set: 16, smaller on tiny sets (at least 8 steps an epoch)."""
+    return max(4, min(16, train_images // 8))
+
+
 class ExecutorError(CodesignError):
     """An executor that cannot start (Ray missing or unreachable)."""
 
@@ -56,6 +61,7 @@ class TrainTask:
     qat_epochs: int
     fast: bool
     attempt: int = 0
+    batch_size: int = 16
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -81,7 +87,7 @@ def run_task(task: dict) -> dict:
     if t.fast:
         design = reduced_design(design)
     cfg = TrainConfig(epochs=t.epochs, qat_epochs=t.qat_epochs, seed=t.seed, threads=1,
-                      fast=t.fast)
+                      fast=t.fast, batch_size=t.batch_size)
     data = load_data(t.data, design, seed=SPLIT_SEED, cache_dir=t.cache)
     res = train(design, data, Path(t.out), cfg)
     images = int(data.info["train_images"])

@@ -105,6 +105,11 @@ def start_point(s, bundle: str) -> Candidate | None:
     return c
 
 
+def _score(e) -> tuple[float, float]:
+    """What SCD maximises: the fixed-point IoU, the float IoU breaking ties."""
+    return (e.iou or 0.0, e.float_iou or 0.0)
+
+
 def run_scd(s) -> None:
     """Stochastic coordinate descent until the budget is spent (``s``: search.Search)."""
     cfg = s.cfg
@@ -121,10 +126,10 @@ def run_scd(s) -> None:
     first = starts[:max(1, n0)]
     evs = s.train(first, step=0)
     trained = {e.cand.key for e in evs}
-    best_iou = -1.0
+    best_iou, best = -1.0, (-1.0, -1.0)
     for e in evs:
-        if e.status == "done" and e.meets(s.targets) and (e.iou or 0) > best_iou:
-            best_iou, cur = e.iou or 0.0, e.cand
+        if e.status == "done" and e.meets(s.targets) and _score(e) > best:
+            best, best_iou, cur = _score(e), e.iou or 0.0, e.cand
     s.step_done(0, {"coordinate": "start", "current": cur.key, "best_iou": best_iou,
                     "trained": [e.key for e in evs], "ious": [e.iou for e in evs],
                     "screened": len(starts),
@@ -174,8 +179,8 @@ def run_scd(s) -> None:
         trained |= {e.cand.key for e in evs}
         moved = False
         for e in evs:
-            if e.status == "done" and e.meets(s.targets) and (e.iou or 0) > best_iou:
-                best_iou, cur, moved = e.iou or 0.0, e.cand, True
+            if e.status == "done" and e.meets(s.targets) and _score(e) > best:
+                best, best_iou, cur, moved = _score(e), e.iou or 0.0, e.cand, True
         s.step_done(step, {**data, "trained": [e.key for e in evs], "moved": moved,
                            "current": cur.key, "best_iou": best_iou,
                            "ious": [e.iou for e in evs], "current_knobs": cur.knobs.to_dict(),

@@ -41,7 +41,7 @@ from pynq_codesign.errors import CodesignError
 from pynq_codesign.qos import QoSRecord
 
 from .bundles import BundleInfo, BundleTemplate, enumerate_bundles, estimate_bundles
-from .executors import SPLIT_SEED, TrainTask, make_executor
+from .executors import SPLIT_SEED, TrainTask, batch_size_for, make_executor
 from .journal import JOURNAL, Journal, JournalError
 from .measure import EstimateSource, RatioEstimator, RawEstimator, SimBoardSource
 from .qos_model import estimate
@@ -228,7 +228,8 @@ class Search:
               fast: bool) -> TrainTask:
         return TrainTask(key=key, kind=kind, design=design.to_dict(), data=self.cfg.data,
                          out=str(self.run / "evals" / key), cache=str(self.run / "cache"),
-                         seed=self.cfg.seed, epochs=epochs, qat_epochs=qat, fast=fast)
+                         seed=self.cfg.seed, epochs=epochs, qat_epochs=qat, fast=fast,
+                         batch_size=batch_size_for(self.train_images))
 
     def run_tasks(self, items: list[tuple[TrainTask, int | None, dict | None]]) -> list[dict]:
         """Run training tasks (taking finished ones from the journal); results in order."""
@@ -357,7 +358,8 @@ class Search:
         f = self.feasible()
         if not f:
             return None
-        return max(f, key=lambda e: (e.iou, e.best_qos().get("fps") or 0.0, e.key))
+        return max(f, key=lambda e: (e.iou, e.float_iou or 0.0,
+                                     e.best_qos().get("fps") or 0.0, e.key))
 
 
 # ---------------------------------------------------------------------------
@@ -515,7 +517,8 @@ def run_strategy(s: Search, live: list[BundleInfo]) -> None:
 # ---------------------------------------------------------------------------
 
 def winners(s: Search) -> list[Evaluated]:
-    f = sorted(s.feasible(), key=lambda e: (-e.iou, -(e.best_qos().get("fps") or 0), e.key))
+    f = sorted(s.feasible(), key=lambda e: (-e.iou, -(e.float_iou or 0.0),
+                                            -(e.best_qos().get("fps") or 0), e.key))
     return f[:s.cfg.winners]
 
 
