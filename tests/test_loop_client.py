@@ -219,7 +219,9 @@ def test_calibration_corrects_and_journals_and_chooses(tmp_path):
         est.observe(d, None, r)
     entry = est.journal_entry()
     assert {"fps_error_before", "fps_error_after", "corrections", "fps_error_raw"} <= set(entry)
-    assert abs(entry["fps_error_after"]) <= abs(entry["fps_error_before"]) + 1e-9
+    # a joint fit need not improve every single design, but all measured ones together
+    assert entry["fps_mape_calibrated_all"] < 0.5 * entry["fps_mape_raw_all"]
+    assert abs(entry["fps_error_after"]) < 0.1
     held = designs[4:]
     meas = np.array([r.fps for r in recs[4:]])
     raw = np.array([features_of([d]).raw.fps[0] for d in held])
