@@ -31,7 +31,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from host_search.executors import LocalExecutor, TrainTask, batch_size_for  # noqa: E402
-from host_search.search import SearchConfig, data_images, run_search  # noqa: E402
+from host_search.search import SearchConfig, SearchError, data_images, run_search  # noqa: E402
 from pynq_codesign.bench import run_bench, to_record  # noqa: E402
 from pynq_codesign.design import load_design  # noqa: E402
 from pynq_codesign.driver import Driver  # noqa: E402
@@ -68,8 +68,14 @@ def run_one(args, data: Path, seed: int, strategy: str, out: Path) -> dict:
                        sim_board=args.search_board, bundle_layers=args.bundle_layers)
     run = out / f"{strategy}-s{seed}"
     t0 = time.time()
-    res = run_search(cfg, run, "local", args.workers, progress=False,
-                     resume=(run / "journal.sqlite").is_file())
+    try:
+        res = run_search(cfg, run, "local", args.workers, progress=False,
+                         resume=(run / "journal.sqlite").is_file())
+    except SearchError as e:
+        return {"strategy": strategy, "seed": seed, "iou": None, "fps_eval": 0.0,
+                "power_eval": None, "meets": False, "hv": 0.0, "wall_s": time.time() - t0,
+                "charged": None, "trained": 0, "bundle": f"no result: {e}", "knobs": None,
+                "final_image_epochs": None}
     wall = time.time() - t0
     best = res["best"]
     fps, power = sim_fps(best["package"], args.eval_board)
@@ -143,6 +149,9 @@ def main() -> int:
         for st in a.strategies.split(","):
             r = run_one(a, data, seed, st, out)
             rows.append(r)
+            if r["iou"] is None:
+                print(f"  {st:<8} seed {seed}: {r['bundle']}", flush=True)
+                continue
             print(f"  {st:<8} seed {seed}: IoU {r['iou']:.3f} (measured, fixed point), "
                   f"{r['fps_eval']:.1f} FPS (simulated, board {a.eval_board}), "
                   f"HV {r['hv']:.2f}, {r['wall_s']:.0f} s", flush=True)
@@ -153,6 +162,9 @@ def main() -> int:
     print(f"{'strategy':<9}{'seed':>5}{'IoU':>8}{'FPS(sim)':>10}{'meets':>7}{'HV':>8}"
           f"{'wall s':>8}{'trained':>9}  winner")
     for r in rows:
+        if r["iou"] is None:
+            print(f"{r['strategy']:<9}{r['seed']:>5}  {r['bundle']}")
+            continue
         print(f"{r['strategy']:<9}{r['seed']:>5}{r['iou']:>8.3f}{r['fps_eval']:>10.1f}"
               f"{'yes' if r['meets'] else 'no':>7}{r['hv']:>8.2f}{r['wall_s']:>8.0f}"
               f"{r['trained']:>9}  {r['bundle']} d{r['knobs']['depth']} "
@@ -169,7 +181,7 @@ def main() -> int:
         print(f"SCD's best design (meeting the target on the unseen board) beats every other "
               f"strategy on {wins} of {len(seeds)} seeds")
     if refs:
-        fe = rows[0]["final_image_epochs"] if rows else None
+        fe = next((r["final_image_epochs"] for r in rows if r["final_image_epochs"]), None)
         print(f"\n== reference designs trained with the winners' final budget "
               f"({a.final_epochs} float + {a.final_qat_epochs} QAT epochs, {fe} image-epochs "
               "at the winner's input), at their own 160x360 input")

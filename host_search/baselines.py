@@ -19,6 +19,8 @@ from .space import (BASE_CHANNELS, DEPTHS, FEATURE_BITS, GROWTHS, SCALES, WEIGHT
                     NetKnobs, down_options)
 
 RANDOM_DRAWS_PER_STEP = 400
+#: Steps whose every pick a board rejected untrained before random search gives up.
+MAX_IDLE_STEPS = 50
 BACKBONE = NetKnobs("DW3-PW1+pool", depth=6, base_ch=64, growth=2.0, down=(0, 1, 2, 3),
                     wbits=16, fbits=16, scale=1.0)
 CUTS = ("width", "depth", "bits")
@@ -36,6 +38,7 @@ def random_knobs(rng, bundles: list[str]) -> NetKnobs:
 def run_random(s, bundles: list[str]) -> None:
     cfg = s.cfg
     seen: set[str] = set()
+    idle = 0
     for step in range(0, 10_000):
         n = s.affordable(cfg.batch)
         if n == 0:
@@ -61,12 +64,15 @@ def run_random(s, bundles: list[str]) -> None:
                                "feasible": 0, "pruned": rejected, "trained": []})
             break
         evs = s.train(pick, step)
+        idle = 0 if evs else idle + 1
         best = s.best()
         s.step_done(step, {"coordinate": "random", "screened": len(screened) + rejected,
                            "feasible": len(pick), "pruned": rejected,
                            "trained": [e.key for e in evs], "ious": [e.iou for e in evs],
                            "best_iou": best.iou if best else None,
                            "current": best.cand.key if best else None})
+        if idle >= MAX_IDLE_STEPS:
+            break
 
 
 def cut(k: NetKnobs, what: str) -> NetKnobs | None:
@@ -118,7 +124,7 @@ def run_topdown(s) -> None:
     step = 0
     if big is not None and s.affordable(1):
         s.record_screen(step, [big], "backbone")
-        evs = s.train([big], step)
+        evs = s.train([big], step, check=False)     # the backbone is trained regardless
         s.step_done(step, {"coordinate": "backbone", "screened": 1, "feasible":
                            int(big.accel.meets), "pruned": 0, "trained": [e.key for e in evs],
                            "ious": [e.iou for e in evs], "current": big.key})

@@ -147,7 +147,7 @@ def run_scd(s) -> None:
                  if c is not None]
         feas = [c for c in neigh if c.accel.meets]
         fresh = [c for c in feas if f"cand-{c.key}-s{cfg.seed}" not in s.trained
-                 and c.key not in trained]
+                 and c.key not in trained and c.key not in s.rejected]
         s.record_screen(step, neigh, "neighbour")
         data = {"coordinate": coord, "screened": len(neigh), "feasible": len(feas),
                 "pruned": len(neigh) - len(feas), "trained": []}
@@ -176,7 +176,9 @@ def run_scd(s) -> None:
         order = sorted(range(len(fresh)), key=lambda i: (-score[i], fresh[i].key))
         pick = [fresh[i] for i in order[:s.affordable(cfg.batch)]]
         evs = s.train(pick, step)
-        trained |= {e.cand.key for e in evs}
+        trained |= {c.key for c in pick}
+        if not evs:
+            idle += 1
         moved = False
         for e in evs:
             if e.status == "done" and e.meets(s.targets) and _score(e) > best:

@@ -177,6 +177,7 @@ class Search:
         self.order: list[str] = []
         self._cache: dict = {}
         self._probed: set[str] = set()     # candidates measured untrained (probe_uncertain)
+        self.rejected: dict[str, Evaluated] = {}   # measured untrained, missed the targets
         self.train_images = 0
         self.progress = Progress(cfg.budget, progress)
         self.replayed = 0
@@ -263,8 +264,11 @@ class Search:
             self.executor.run(todo, done)
         return [results[t.key] for t, _, _ in items]
 
-    def train(self, cands: list[Candidate], step: int, kind: str = "cand") -> list[Evaluated]:
-        """Fast-train candidates (memoised by the journal), charge them, measure them."""
+    def train(self, cands: list[Candidate], step: int, kind: str = "cand",
+              check: bool = True) -> list[Evaluated]:
+        """Fast-train candidates (memoised by the journal), charge them, measure them.
+        With ``check``, a candidate the source can measure is measured first and not
+        trained when it misses the targets (it is then in ``rejected``, not returned)."""
         cfg = self.cfg
         items = []
         for c in cands:
@@ -274,6 +278,24 @@ class Search:
             items.append((self._task(kind, c.design, key, epochs, qat, True), step,
                           c.knobs.to_dict()))
         out = []
+        if kind == "cand" and check:
+            # timing needs no trained weights: a board that can measure a candidate checks
+            # it before its training is paid for; one that misses the targets is rejected
+            kept_items = []
+            for it, c in zip(items, cands):
+                rec = self._measure_untrained(c)
+                if rec is not None and not _record_meets(rec, self.targets):
+                    ev = Evaluated(c, it[0].key, "rejected", step=step,
+                                   error=f"{rec.get('fps') or 0:.1f} FPS ({rec['source']}) "
+                                         "misses the target before training")
+                    ev.qos[rec["source"]] = {k: rec.get(k) for k in (
+                        "source", "fps", "latency_ms", "power_w", "power_source")}
+                    self.rejected[c.key] = ev
+                    self.progress.note(f"{it[0].key}: rejected untrained, {ev.error}")
+                    continue
+                kept_items.append((it, c))
+            items = [it for it, _ in kept_items]
+            cands = [c for _, c in kept_items]
         for (task, _, _), c, res in zip(items, cands, self.run_tasks(items)):
             ie = int(res.get("image_epochs") or 0)
             self.charged += ie
@@ -321,6 +343,28 @@ class Search:
         if fresh and entry is not None:      # corrections + error before/after (calibrate)
             self.journal.add_calibration({**entry, "design_key": ev.cand.key})
         self._cache.clear()          # the estimator changed: screen again
+
+    def _measure_untrained(self, c: Candidate) -> dict | None:
+        """The source's QoS record of ``c`` (random weights), measured once and observed
+        once (replayed from the journal on resume); None when the source cannot."""
+        if not self.source.can_measure(c.design):
+            return None
+        rec = self.journal.measurement(c.key, self.source.name)
+        fresh = rec is None
+        if fresh:
+            m = self.source.measure([c.design], seed=self.cfg.seed)[0]
+            if m is None:
+                return None
+            rec = m.to_dict()
+            self.journal.add_measurement(c.key, rec, self.source.name)
+        if c.key not in self._probed:
+            self._probed.add(c.key)
+            self.estimator.observe(c.design, estimate(c.design), QoSRecord.from_dict(rec))
+            entry = getattr(self.estimator, "journal_entry", lambda: None)()
+            if fresh and entry is not None:
+                self.journal.add_calibration({**entry, "design_key": c.key})
+            self._cache.clear()
+        return rec
 
     def probe_uncertain(self, cands: list[Candidate]) -> None:
         """Measure, untrained (timing needs no trained weights), the screened candidate
@@ -409,6 +453,12 @@ class Progress:
 # ---------------------------------------------------------------------------
 # The phases.
 # ---------------------------------------------------------------------------
+
+def _record_meets(rec: dict, targets: Targets) -> bool:
+    if (rec.get("fps") or 0.0) < targets.fps:
+        return False
+    return targets.max_power_w is None or (rec.get("power_w") or 0.0) <= targets.max_power_w
+
 
 def data_images(data: str) -> tuple[int, int]:
     """(training, validation) images of the data set's split (what every run trains on)."""
