@@ -271,14 +271,6 @@ def stage_weight_lanes(kind: str, pe: Any, simd: Any) -> Any:
     return stage_multipliers(kind, np.asarray(pe), np.asarray(simd))
 
 
-def line_rows(band_rows: Any) -> Any:
-    """Rows of a 3x3 stage's line-buffer ring: ``2R + 2`` (the ``R + 2`` rows a band's
-    windows read, halo included, and the ``R`` rows of the next band) rounded up to a
-    multiple of 3 (banked by row mod 3)."""
-    out = 3 * _ceil_div(2 * np.asarray(band_rows, dtype=np.int64) + 2, 3)
-    return out if np.ndim(out) else int(out)
-
-
 def worst_weight_words(kind: str, pe: Any, simd: Any, max_channels: Any,
                        max_layer_weights: Any) -> Any:
     """Folded weight words of the largest layer the overlay-wide limits admit on a stage
@@ -364,10 +356,12 @@ def buffer_geometry(stage_kinds: tuple[str, ...], pe: list[Any], simd: list[Any]
     """Every buffer of an engine with the stage chain ``stage_kinds``.
 
     Per stage ``k`` (scalars or arrays over design points): ``pe[k]`` / ``simd[k]``, its
-    parallelism; ``row_elems[k]``, the elements of one input row its line / band / row
-    buffer holds (``Stage.row_capacity``); ``weight_words[k]``, the words of its weight
-    memory (``Stage.weight_words``; ``None`` or 0: the worst case over the overlay-wide
-    limits, :func:`worst_weight_words`). The other arguments are overlay fields.
+    parallelism; ``row_elems[k]``, the elements of one input row its line / row buffer
+    holds (``Stage.row_capacity``, channels padded to the stage's words);
+    ``weight_words[k]``, the words of its weight memory (``Stage.weight_words``; ``None``
+    or 0: the worst case over the overlay-wide limits, :func:`worst_weight_words`). The
+    other arguments are overlay fields (``band_rows`` sizes nothing since the engine
+    streams whole maps through its stages; it is kept for the callers' signature).
     """
     out: list[BufferGeometry] = []
     fbits = np.asarray(feature_bits)

@@ -108,13 +108,6 @@ def _storage(var: str, b: BufferBinding) -> str:
             f"{', double-buffered' if b.double_buffered else ''}")
 
 
-def _reshape(var: str, lanes: int, dim: int | None = None) -> str:
-    if lanes <= 1:
-        return f"  // {var}: one element per word"
-    d = f" dim={dim}" if dim is not None else ""
-    return f"#pragma HLS ARRAY_RESHAPE variable={var}{d} cyclic factor={lanes}"
-
-
 def _banked(var: str, b: BufferBinding) -> list[str]:
     """Directives of a memory of whole words: its banks (first dimension) apart, its
     storage bound as the binding says."""

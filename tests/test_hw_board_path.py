@@ -244,6 +244,7 @@ def test_scatter_gather_dma_is_refused(pkg):
 
 
 # --- 6. co-simulation of a tiny design ---------------------------------------------------
+@pytest.mark.slow
 @pytest.mark.skipif(not shutil.which("g++"), reason="needs g++")
 def test_cosim_runs_a_tiny_network_on_the_same_overlay(project):
     """run_hls.tcl co-simulates tb_cosim/: one layer on every stage of the package's own
