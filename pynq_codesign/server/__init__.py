@@ -95,12 +95,12 @@ def build_service(args: argparse.Namespace):
     from .events import EventBus
     from .jobs import JobRunner
     from .store import Store
-    token, created = load_or_create_token(Path(args.token_file))
     data = Path(args.data_dir) if args.data_dir else default_data_dir(args.sim, args.board_seed)
     try:
         store = Store(data)
     except OSError as e:
         raise ServeError(f"--data-dir {data}: {e.strerror or e}") from None
+    token, created = load_or_create_token(Path(args.token_file))
     bus = EventBus()
     images = data / "images"
     runner = JobRunner(store, bus, lambda: open_platform(args.sim, args.board_seed),
@@ -124,7 +124,16 @@ def serve_main(args: argparse.Namespace) -> int:
         raise ServeError(f"--max-streams must be at least 1, got {args.max_streams}")
     if not 0 <= args.port <= 65535:
         raise ServeError(f"--port must be 0..65535, got {args.port}")
-    svc, created = build_service(args)
+    try:                                  # listen first: a busy port changes nothing
+        sock = socket.create_server((args.host, args.port))
+    except OSError as e:
+        raise ServeError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") \
+            from None
+    try:
+        svc, created = build_service(args)
+    except BaseException:
+        sock.close()
+        raise
     if created:
         print(f"new bearer token written to {args.token_file} (mode 600): {svc.token}",
               flush=True)
@@ -133,11 +142,6 @@ def serve_main(args: argparse.Namespace) -> int:
               "reach it and holds the token can load bitstreams", file=sys.stderr, flush=True)
     from .app import create_app
     app = create_app(svc)
-    try:
-        sock = socket.create_server((args.host, args.port))
-    except OSError as e:
-        raise ServeError(f"cannot listen on {args.host}:{args.port}: {e.strerror or e}") \
-            from None
     host, port = sock.getsockname()[:2]
     svc.runner.start()
     server = waitress.create_server(app, sockets=[sock],
@@ -148,12 +152,11 @@ def serve_main(args: argparse.Namespace) -> int:
     print(f"serving on http://{host}:{port}", flush=True)
     try:
         server.run()
-    except KeyboardInterrupt:
-        pass
-    finally:
+    finally:                              # Ctrl-C or SIGTERM: streams end, state is on disk
         svc.stop.set()
         svc.bus.close()
         threading.Event().wait(0.1)
         server.close()
-    print("service stopped", file=sys.stderr)
+        print("service stopped (designs and finished jobs are kept in "
+              f"{svc.store.root})", file=sys.stderr)
     return 0
