@@ -419,7 +419,7 @@ def _map_unique(fn: Callable[[int], int], arr: np.ndarray) -> np.ndarray:
 
 
 def _stage_cycles(kind: str, s: LayerShape, pe: np.ndarray, simd: np.ndarray,
-                  fb: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                  lanes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Cycles of one layer on its stage at II=1, as the engine's loops run it
     (docs/accelerator.md): ``(compute, unpack, pack)``. ``compute`` is the weight and
     bias load (one weight a cycle) plus the one flattened loop over the map: dw and
@@ -427,9 +427,8 @@ def _stage_cycles(kind: str, s: LayerShape, pe: np.ndarray, simd: np.ndarray,
     edges), ``ceil(IC / lanes)`` folds each, a conv3 step that completes a window
     ``ceil(OC / PE)`` times as many; pw is a pixel pipeline (one pixel ahead). The
     converters move a pixel per ``max(beats, words)`` cycles. A pool is one loop over
-    the beats of its input."""
+    the beats of its input (``lanes``: codes per beat, :func:`binding.beat_lanes`)."""
     cd = bd._ceil_div
-    lanes = bd.beat_lanes(fb)
     zero = 0 * pe
     if kind == "pool":
         return s.in_h * s.in_w * cd(s.in_c, lanes) + zero, zero, zero
@@ -596,7 +595,7 @@ def estimate_batch(b: DesignBatch, constants: ModelConstants = DEFAULT_CONSTANTS
         t_st, c_st = [], []
         for gi, slot in zip(ps.layers, ps.slots):
             s, kind = shapes[gi], t.layer_kinds[gi]
-            comp, unpk, repk = _stage_cycles(kind, s, b.pe[:, slot], b.simd[:, slot], fb)
+            comp, unpk, repk = _stage_cycles(kind, s, b.pe[:, slot], b.simd[:, slot], lanes)
             t_comp = comp / f_hz
             if kind != "pool":
                 nb = _align8(nw_l[gi] * w_bytes) + _align8(s.out_c * 4)
