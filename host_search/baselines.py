@@ -19,7 +19,8 @@ from .space import (BASE_CHANNELS, DEPTHS, FEATURE_BITS, GROWTHS, SCALES, WEIGHT
                     NetKnobs, down_options)
 
 RANDOM_DRAWS_PER_STEP = 400
-#: Steps whose every pick a board rejected untrained before random search gives up.
+#: Steps without a training (nothing feasible drawn, or every pick rejected by a board)
+#: before random search gives up.
 MAX_IDLE_STEPS = 50
 BACKBONE = NetKnobs("DW3-PW1+pool", depth=6, base_ch=64, growth=2.0, down=(0, 1, 2, 3),
                     wbits=16, fbits=16, scale=1.0)
@@ -60,9 +61,12 @@ def run_random(s, bundles: list[str]) -> None:
                 rejected += 1
         s.record_screen(step, screened, "random")
         if not pick:
+            idle += 1
             s.step_done(step, {"coordinate": "random", "screened": len(screened),
                                "feasible": 0, "pruned": rejected, "trained": []})
-            break
+            if idle >= MAX_IDLE_STEPS:
+                break
+            continue
         evs = s.train(pick, step)
         idle = 0 if evs else idle + 1
         best = s.best()

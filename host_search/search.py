@@ -550,7 +550,28 @@ def _accel_of(b: BundleInfo):
     return AccelChoice(**a)
 
 
+def calibrate_start(s: Search, live: list[BundleInfo], n: int = 3) -> None:
+    """With a source that measures, measure (untrained) the prototypes of ``n`` bundles
+    spread over the estimated speeds before any strategy starts, so every strategy screens
+    with a calibrated estimate from its first step (same for all strategies)."""
+    ordered = sorted((b for b in live if b.prototype), key=lambda b: (b.estimate["max_fps"],
+                                                                       b.key))
+    if not ordered:
+        return
+    picks = []
+    for q in np.linspace(0.2, 0.8, n):
+        b = ordered[int(round(q * (len(ordered) - 1)))]
+        if b not in picks:
+            picks.append(b)
+    for b in picks:
+        d = Design.from_dict(b.prototype)
+        if s.source.can_measure(d):
+            s._measure_untrained(Candidate(NetKnobs(b.key), d, _accel_of(b),
+                                           b.estimate["macs"]))
+
+
 def run_strategy(s: Search, live: list[BundleInfo]) -> None:
+    calibrate_start(s, live)
     if s.cfg.strategy == "scd":
         from .scd import run_scd
         run_scd(s)
