@@ -123,3 +123,27 @@ def test_fused_fake_quant_equals_the_generic_path():
             ref = _FakeQuant.apply(x, fmt.scale, fmt.code_min(narrow), fmt.code_max(),
                                    "half_even")
             assert torch.equal(fake_quant(x, fmt, Rounding.HALF_EVEN, narrow), ref)
+
+
+def _bench():
+    import importlib.util
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_detection.py"
+    spec = importlib.util.spec_from_file_location("bench_detection", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def test_bench_detection_helpers():
+    b = _bench()
+    assert b.spearman([1, 2, 3, 4], [10, 20, 30, 40]) == 1.0
+    assert b.spearman([1, 2, 3, 4], [4, 3, 2, 1]) == -1.0
+    assert abs(b.spearman([1, 2, 2, 3], [1, 3, 2, 4]) - 0.9487) < 1e-4   # ties: mean ranks
+    designs = b.rank_designs(8)
+    assert len(designs) == 8 and len({d.name for d in designs}) == 8
+    assert len({d.network.macs() for d in designs}) >= 6            # they differ in size
+    truth = np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.7, 0.9]])
+    pred = np.array([[0.1, 0.1, 0.3, 0.3], [0.0, 0.0, 0.1, 0.1]])
+    d = b.diagnose(pred, truth, ["car1/0001", "boat1/0001"])
+    assert d["iou"] == 0.5 and d["centre_inside"] == 0.5
+    assert d["per_subcategory"] == {"boat1": 0.0, "car1": 1.0}

@@ -127,7 +127,7 @@ class LossWeights:
     coord: float = 5.0       # box offsets and log sizes
     obj: float = 1.0         # confidence of the responsible anchor
     noobj: float = 10.0      # mean confidence loss of all the others (many cells: weighted up)
-    giou: float = 1.0        # 1 - GIoU of the responsible anchor's box (0 turns it off)
+    giou: float = 3.0        # 1 - GIoU of the responsible anchor's box (0 turns it off)
     select: float = 1.0      # softmax cross-entropy of the responsible cell/anchor among all
 
 
