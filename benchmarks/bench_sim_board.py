@@ -101,8 +101,8 @@ def main() -> int:
         tmp = Path(tempfile.mkdtemp(prefix="bench-sim-"))
         pkgs = [random_package(n, tmp / n) for n in a.designs.split(",")]
     print("Simulated board benchmark: every figure below is simulated (the board's own timing "
-          "model; CPU time = host CPU time x the board's ARM slowdown), except those marked "
-          "host wall clock.")
+          "model; CPU time = the board's own Cortex-A9 model of the frame's work), except those "
+          "marked host wall clock.")
     for pkg in pkgs:
         bench_package(pkg, a.frames)
     return 0

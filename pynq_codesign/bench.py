@@ -224,9 +224,10 @@ def to_record(driver: Driver, run: BenchRun) -> QoSRecord:
         "fps_rule": "frames / time from reading the first image to the last result",
     }
     if pf.source == "simulated":
-        extra["cpu_time_note"] = ("board CPU time = this host's measured time x the simulated "
-                                  "board's CPU slowdown (Cortex-A9 vs host, nominally 12x); "
-                                  "accelerator time from the board's timing model")
+        extra["cpu_time_note"] = ("board CPU time from the simulated board's own Cortex-A9 "
+                                  "model (cost per operation of the frame's work, drawn per "
+                                  "board seed; not this host's time); accelerator time from "
+                                  "the board's timing model")
     if not run.ious:
         extra["iou_note"] = ("no labels: the package's golden inputs or images without DAC-SDC "
                              "XML beside them")

@@ -7,9 +7,12 @@ accelerator on frame ``k - 1`` from the other buffer, decodes its box and hands 
 
 Time: on a real board every frame is stamped with the CPU clock (``measured``). On the
 simulated board the accelerator's time is the board's own (simulated) clock, and the CPU
-work (reading, pre-processing, decoding, drawing) is this machine's measured CPU time of
-the thread that did it, scaled to the board's ARM (:meth:`SimPlatform.cpu_seconds`); :func:`board_timeline` then lays the
-frames on the board's timeline with the same double-buffered schedule (``simulated``).
+work (reading, pre-processing, decoding, drawing) is described as operation counts
+(:class:`pynq_codesign.cpu_work.CpuWork`: pixels decoded, elements quantised, calls made)
+that the board turns into its own CPU's seconds (:meth:`Platform.cpu_seconds`, once per
+phase of each frame, in frame order, on the worker thread); nothing of this host's time
+enters. :func:`board_timeline` then lays the frames on the board's timeline with the same
+double-buffered schedule (``simulated``).
 
 ``codesign detect PKG --images DIR --out DIR [--sim]`` writes one annotated image and one
 DAC-SDC results XML per input image (pixel coordinates), and ``summary.json``; where a
@@ -42,12 +45,15 @@ from typing import Callable, Iterable, Iterator
 
 import numpy as np
 
+from . import cpu_work
+from .cpu_work import CpuWork
 from .driver import Driver, FrameResult, PassTime, open_driver
 from .errors import CodesignError
 from .fixedpoint import dequantize
 from .fsutil import check_new_output, staged_dir
 from .package import Package
 from .prepost import cv2_module, decode, iou, preprocess, quantize_input, to_pixels
+from .wire import feature_bytes, feature_elem_bytes
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp")
 BOX_COLOUR = (0, 255, 0)          # BGR: the detected box
@@ -95,8 +101,10 @@ class Detection:
     pre_s: float                     # host-measured: read + pre-process + pack
     post_s: float                    # host-measured: decode (+ draw/write by the caller)
     accel: FrameResult
-    pre_cpu_s: float = 0.0           # the same, CPU time of the reader thread
-    post_cpu_s: float = 0.0          # the same, CPU time of the worker thread
+    pre_work: CpuWork = field(default_factory=CpuWork)    # what the CPU did before the run
+    post_work: CpuWork = field(default_factory=CpuWork)   # and after it (on_result adds)
+    pre_board_s: float = 0.0         # board CPU seconds of pre_work (Platform.cpu_seconds)
+    post_board_s: float = 0.0        # and of post_work
     t_read: float = 0.0              # host wall clock when reading started
     t_done: float = 0.0              # host wall clock when the result was handed on
     image_size: tuple[int, int] | None = None   # (width, height) of the source image
@@ -255,6 +263,48 @@ class Detector:
         x = preprocess(frame.image, net)
         return quantize_input(x, net, self.package.design.overlay.rounding)
 
+    def prepare_work(self, frame: Frame) -> CpuWork:
+        """What :meth:`prepare` and packing into the input buffer make the board's CPU do
+        for ``frame`` (after :meth:`prepare`: the image, if any, has been read)."""
+        net = self.package.design.network
+        fb = self.package.design.overlay.feature_bits
+        h, w, c = net.input_height, net.input_width, net.input_channels
+        nbytes = feature_bytes(h, w, c, fb)
+        work = CpuWork(layout_elems=nbytes // feature_elem_bytes(fb), copy_bytes=nbytes)
+        if frame.codes is not None:
+            work.calls = cpu_work.CALLS_PREPARE_CODES
+            return work
+        ih, iw = frame.image.shape[:2]
+        px = ih * iw
+        work.calls, work.norm_elems = cpu_work.CALLS_PREPARE_IMAGE, h * w * c
+        sfx = frame.path.suffix.lower() if frame.path is not None else ""
+        if frame.path is not None:
+            work.files = 1
+            try:
+                work.file_bytes = frame.path.stat().st_size
+            except OSError:
+                pass
+        if sfx == ".png":
+            work.png_px = px
+        elif sfx == ".bmp":
+            work.copy_bytes += frame.image.nbytes
+        else:                                  # JPEG, or a video frame (MJPEG-like)
+            work.jpeg_px = px
+        if (ih, iw) != (h, w):
+            if net.preprocess.resize == "area":
+                work.area_px = px
+            else:
+                work.resize_px = h * w
+        return work
+
+    def decode_work(self, codes: np.ndarray) -> CpuWork:
+        """What unpacking the output and :meth:`decode` make the board's CPU do."""
+        fb = self.package.design.overlay.feature_bits
+        h, w, c = codes.shape
+        return CpuWork(calls=cpu_work.CALLS_DECODE,
+                       layout_elems=feature_bytes(h, w, c, fb) // feature_elem_bytes(fb),
+                       box_elems=int(codes.size))
+
     def decode(self, codes: np.ndarray) -> tuple[np.ndarray, float]:
         """Output codes -> (relative box, confidence)."""
         real = dequantize(codes, self._out_fmt)
@@ -266,6 +316,7 @@ class Detector:
         worker after each decode and counts in the frame's post-processing time. An image
         that cannot be read is skipped and kept in :attr:`skipped`."""
         drv = self.driver
+        pf = drv.platform
         ready: queue.Queue = queue.Queue()
         free = [threading.Semaphore(1), threading.Semaphore(1)]
         stop = threading.Event()
@@ -281,7 +332,7 @@ class Detector:
                     while not free[slot].acquire(timeout=0.1):
                         if stop.is_set():
                             return
-                    t0, c0 = time.perf_counter(), time.thread_time()
+                    t0 = time.perf_counter()
                     try:
                         codes = self.prepare(fr)
                     except UnreadableImage as e:
@@ -290,8 +341,8 @@ class Detector:
                         continue
                     k += 1
                     drv.load_input(codes, slot)
-                    ready.put((k, slot, fr, t0, time.perf_counter() - t0,
-                               time.thread_time() - c0))
+                    work = self.prepare_work(fr)
+                    ready.put((k, slot, fr, t0, time.perf_counter() - t0, work))
                     if stop.is_set():
                         return
             except BaseException as e:  # noqa: BLE001 - handed to the worker
@@ -309,18 +360,20 @@ class Detector:
                     break
                 if isinstance(item, BaseException):
                     raise item
-                k, slot, fr, t_read, pre_s, pre_cpu = item
+                k, slot, fr, t_read, pre_s, pre_work = item
                 res = drv.execute(slot)
                 free[slot].release()
-                t1, c1 = time.perf_counter(), time.thread_time()
+                t1 = time.perf_counter()
                 box, conf = self.decode(res.codes)
                 size = None if fr.image is None else (fr.image.shape[1], fr.image.shape[0])
-                det = Detection(fr.key, box, conf, res.codes, pre_s, 0.0, res, pre_cpu,
-                                t_read=t_read, image_size=size)
+                det = Detection(fr.key, box, conf, res.codes, pre_s, 0.0, res, pre_work,
+                                self.decode_work(res.codes), t_read=t_read, image_size=size)
+                # the board's CPU time of each phase, drawn here in frame order
+                det.pre_board_s = pf.cpu_seconds(pre_work, pre_s)
                 if on_result is not None:
                     on_result(det, fr)
                 det.post_s = time.perf_counter() - t1
-                det.post_cpu_s = time.thread_time() - c1
+                det.post_board_s = pf.cpu_seconds(det.post_work, det.post_s)
                 det.t_done = time.perf_counter()
                 fr.image = None                       # keep memory flat on long runs
                 results.append(det)
@@ -357,10 +410,9 @@ def board_timeline(dets: list[Detection], platform) -> Timeline:
         raise PipelineError("no frames were run")
     accel = [d.accel.accel_s for d in dets]
     if platform.source == "simulated":
-        # CPU time of the thread, not its wall time: this host's other load and the GIL
-        # held by the emulator must not count as work the board's CPU would do
-        pre = [platform.cpu_seconds(d.pre_cpu_s) for d in dets]
-        post = [platform.cpu_seconds(d.post_cpu_s) for d in dets]
+        # the board's own CPU time of each phase (its model of the work), never this host's
+        pre = [d.pre_board_s for d in dets]
+        post = [d.post_board_s for d in dets]
         rs, _, done = frame_schedule(pre, accel, post)
         return Timeline(rs, done, "simulated", pre, post, accel)
     t0 = dets[0].t_read
@@ -444,7 +496,11 @@ def _write_image_result(out: Path, det: Detection, fr: Frame) -> None:
     if not cv2.imwrite(str(dst), draw_box(img.copy(), det.box, det.confidence, truth)):
         raise PipelineError(f"{dst}: cannot write the annotated image")
     name = fr.path.name if fr.path is not None else f"{det.key}.jpg"
-    write_result(out, det.key, Annotation(name, w, h, px))
+    xml = write_result(out, det.key, Annotation(name, w, h, px))
+    det.post_work += CpuWork(calls=cpu_work.CALLS_WRITE_IMAGE,
+                             files=2 + (truth is not None), copy_bytes=img.nbytes,
+                             encode_px=h * w,
+                             file_bytes=dst.stat().st_size + xml.stat().st_size)
 
 
 def dataset_label(folder: str | Path) -> str:
@@ -508,6 +564,8 @@ def detect_video(detector: Detector, video: str | Path, out: str | Path) -> tupl
 
     def write(det: Detection, fr: Frame) -> None:
         img = draw_box(fr.image.copy(), det.box, det.confidence)
+        det.post_work += CpuWork(calls=cpu_work.CALLS_WRITE_VIDEO, copy_bytes=img.nbytes,
+                                 encode_px=img.shape[0] * img.shape[1])
         if not writer:
             h, w = img.shape[:2]
             vw = cv2.VideoWriter(str(dst), cv2.VideoWriter_fourcc(*"MJPG"), float(fps), (w, h))

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ..cpu_work import CpuWork
 from ..errors import CodesignError
 from ..package import Package
 
@@ -200,9 +201,12 @@ class Platform(abc.ABC):
     def now(self) -> float:
         """The board's clock in seconds (simulated time on the simulated board)."""
 
-    def cpu_seconds(self, host_seconds: float) -> float:
-        """Board CPU time of work measured on this machine (identity on a real board)."""
-        return host_seconds
+    def cpu_seconds(self, work: CpuWork, measured_s: float) -> float:
+        """Board CPU seconds of one phase of a frame: ``work`` is what the CPU did
+        (:class:`pynq_codesign.cpu_work.CpuWork`), ``measured_s`` how long it took on this
+        machine's clock. A real board *is* the CPU: the measured time. The simulated board
+        models ``work`` on its own CPU instead."""
+        return measured_s
 
     def power_rails(self):
         """The board's power sensors (pynq.get_rails()-like dict) or None without any."""

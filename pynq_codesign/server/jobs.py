@@ -154,7 +154,7 @@ class JobRunner:
         state["k"] += 1
         accel = det.accel.accel_s
         sim = pf.source == "simulated"
-        pre = pf.cpu_seconds(det.pre_cpu_s) if sim else det.pre_s
+        pre = det.pre_board_s
         now = pf.now() if sim else time.perf_counter()
         period = max(pre, accel) if sim else (now - state["t"] if state["t"] else accel + pre)
         state["t"] = now

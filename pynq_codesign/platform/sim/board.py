@@ -28,6 +28,11 @@ send channel's ``transfer()`` flushes a whole cacheable buffer and the receive c
 ``wait()`` invalidates it (what pynq 3.1 does), both at the board's cache throughput;
 a non-cacheable buffer costs neither. Wiring faults stay (recovery does not rebuild a
 bitstream); the self-test names their cause.
+
+The board's CPU is modelled too (:mod:`.cpu`): the pipeline hands it each frame's work as
+operation counts and :meth:`SimPlatform.cpu_seconds` answers with this board's Cortex-A9
+time for them, never this host's. A run repeats exactly for the same ``board_seed`` and
+``run_seed`` (the seed of its per-frame jitter, stalls and poll phases).
 """
 from __future__ import annotations
 
@@ -36,6 +41,7 @@ import os
 
 import numpy as np
 
+from ...cpu_work import CpuWork
 from ...design import Overlay
 from ...devices import load_device
 from ...package import Package
@@ -44,6 +50,7 @@ from ...wire import (CONTROL_AP_DONE, CONTROL_AP_IDLE, CONTROL_AP_READY, CONTROL
                      pack_feature, read_descriptor, unpack_feature)
 from ..base import (CoreTimeout, Platform, PlatformError, TransferError, TransferTimeout,
                     dma_max_bytes)
+from .cpu import CpuModel
 from .emulator import run_pass
 from .power_meter import SimPowerMeter
 from .timing import TimingModel, _draw_physics
@@ -64,19 +71,22 @@ _READ_ONLY = ("hw_id", "hw_id_ctrl", "status", "status_ctrl")
 
 class SimPlatform(Platform):
     """A simulated PYNQ board. ``board_seed`` draws its hidden physical parameters;
-    ``bitstream`` is the overlay on its fabric (default: the package's own, as if its
-    bitstream had been built); ``fault`` injects a hang for tests."""
+    ``run_seed`` its run-to-run variation (CPU jitter, stalls); ``bitstream`` is the
+    overlay on its fabric (default: the package's own, as if its bitstream had been built);
+    ``fault`` injects a hang for tests."""
 
     source = "simulated"
 
     def __init__(self, board_seed: int = 0, fault: str | None = None,
-                 bitstream: Overlay | None = None):
+                 bitstream: Overlay | None = None, run_seed: int = 0):
         fault = fault if fault is not None else (os.environ.get(FAULT_ENV) or None)
         if fault is not None and fault not in FAULTS:
             raise PlatformError(f"unknown simulated fault {fault!r}; use one of "
                                 f"{', '.join(FAULTS)}")
         self._seed = int(board_seed)
+        self._run_seed = int(run_seed)
         self._physics = _draw_physics(self._seed)
+        self._cpu = CpuModel(self._seed, self._run_seed)
         self._fault = fault
         self._bitstream = bitstream
         self._ov: Overlay | None = None
@@ -107,7 +117,8 @@ class SimPlatform(Platform):
     def load(self, package: Package) -> None:
         ov = self._bitstream or package.design.overlay
         self._ov = ov
-        self._timing = TimingModel(load_device(ov.device), ov, self._physics, self._seed)
+        self._timing = TimingModel(load_device(ov.device), ov, self._physics, self._seed,
+                                   self._run_seed)
         self.power_meter = SimPowerMeter(self._seed, load_device(ov.device))
         self._reset_fabric()
         self._clock += _DOWNLOAD_S
@@ -354,8 +365,10 @@ class SimPlatform(Platform):
                                 "error bits set): check buffer addresses and the HP port "
                                 "(simulated fault)")
         self._wait_channel(self._recv_idle, deadline, "receive (S2MM)")
-        # wait() invalidates the whole buffer it was given (cacheable buffers)
-        self._clock += self._need_loaded().cache_op(self._recv_buf_bytes)
+        # wait() invalidates the whole buffer it was given (cacheable buffers); the
+        # driver's own Python for the pass ends with it
+        tm = self._need_loaded()
+        self._clock += tm.cache_op(self._recv_buf_bytes) + tm.driver_pass()
         return self._recv_bytes
 
     @property
@@ -370,11 +383,11 @@ class SimPlatform(Platform):
         """Let simulated time pass (board CPU work done outside the platform calls)."""
         self._clock += max(0.0, float(seconds))
 
-    def cpu_seconds(self, host_seconds: float) -> float:
-        """Board CPU time of work that took ``host_seconds`` on this host: the host's
-        measured time scaled by this board's CPU slowdown (nominally
-        :data:`~.timing.CPU_SLOWDOWN_NOMINAL`; each simulated board differs)."""
-        return self._need_loaded().cpu_seconds(host_seconds)
+    def cpu_seconds(self, work: CpuWork, measured_s: float) -> float:
+        """This board's CPU time for ``work`` (:mod:`.cpu`: its own Cortex-A9 costs and
+        this run's jitter); ``measured_s``, this host's time for it, plays no part. Call it
+        once per phase of each frame, in frame order (the jitter is a sequence)."""
+        return self._cpu.seconds(work)
 
     def sensor_power_w(self, activity, seconds: float | None = None) -> float | None:
         """What the simulated board's own power sensors read for ``activity`` (a
