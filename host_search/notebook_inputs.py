@@ -12,6 +12,8 @@ import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
+from pynq_codesign.score import SYNTH_MARKER
+
 from .processes import run_step
 
 ENV_PACKAGE = "CODESIGN_PACKAGE"
@@ -48,10 +50,10 @@ def tiny_package(work: str | Path, images: int = 32, epochs: int = 2,
     if not (pkg / "manifest.json").is_file():
         for p in (run, pkg):
             shutil.rmtree(p, ignore_errors=True)
-        if not (data / "synth.json").is_file():
+        if not (data / SYNTH_MARKER).is_file():
             run_step("A tiny built-in data set", ["data", "synth", "--out", str(data),
                                                   "--n", str(images), "--seed", str(seed)])
-        if not (held / "synth.json").is_file():
+        if not (held / SYNTH_MARKER).is_file():
             run_step("Held-out images (another seed: never trained on)",
                      ["data", "synth", "--out", str(held), "--n", "8",
                       "--seed", str(seed + 1)])

@@ -35,11 +35,12 @@ import numpy as np
 from pynq_codesign.errors import CodesignError
 from pynq_codesign.fsutil import staged_dir
 from pynq_codesign.results_xml import Annotation, to_xml
+from pynq_codesign.score import SYNTH_MARKER
 
 WIDTH, HEIGHT = 640, 360
 JPEG_QUALITY = 90
 GENERATOR_VERSION = 1
-MARKER = "synth.json"                 # written at the root; marks a folder as ours
+MARKER = SYNTH_MARKER                 # written at the root; marks a folder as ours
 SUPERSAMPLE = 4                       # objects are drawn 4x larger, then area-averaged
 LOG_AREA_MEDIAN, LOG_AREA_SPREAD = -1.9, 0.28   # log10 of the box / frame area
 AREA_MIN, AREA_MAX = 0.0008, 0.07
