@@ -35,8 +35,10 @@ def _plt():
 
 
 def _save(fig, path: Path) -> bytes:
+    """Write ``fig`` as PNG to ``path`` (stage, then rename), close it, return the bytes."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=110, bbox_inches="tight")
+    _plt().close(fig)
     data = buf.getvalue()
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_bytes(data)
@@ -111,9 +113,7 @@ def plot_pareto(d: dict, path: Path) -> bytes:
     ax.set_ylabel("validation IoU, fixed point (fast training)")
     ax.set_title(f"{cfg['strategy']}: trained candidates")
     ax.legend(fontsize=7)
-    data = _save(fig, path)
-    plt.close(fig)
-    return data
+    return _save(fig, path)
 
 
 def plot_qos(d: dict, path: Path) -> bytes:
@@ -137,9 +137,7 @@ def plot_qos(d: dict, path: Path) -> bytes:
     ax.set_ylabel("power (W)")
     ax.set_title("candidates' QoS against the targets")
     ax.legend(fontsize=7)
-    data = _save(fig, path)
-    plt.close(fig)
-    return data
+    return _save(fig, path)
 
 
 def plot_trajectory(d: dict, path: Path) -> bytes:
@@ -162,9 +160,7 @@ def plot_trajectory(d: dict, path: Path) -> bytes:
     ax.set_title(f"{d['config']['strategy']} trajectory (dots: trained candidates)")
     ax.legend(loc="upper left", fontsize=7)
     ax2.legend(loc="lower right", fontsize=7)
-    data = _save(fig, path)
-    plt.close(fig)
-    return data
+    return _save(fig, path)
 
 
 def plot_bundles(d: dict, path: Path) -> bytes:
@@ -185,9 +181,7 @@ def plot_bundles(d: dict, path: Path) -> bytes:
     ax.set_ylabel("DSPs at the chosen parallelism (estimated)")
     ax.set_title("bundles (large marks: prototype trained)")
     ax.legend(fontsize=7)
-    data = _save(fig, path)
-    plt.close(fig)
-    return data
+    return _save(fig, path)
 
 
 def _table(headers: list[str], rows: list[list]) -> str:
