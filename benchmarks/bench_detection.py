@@ -1,7 +1,7 @@
 """Detection quality of a design at a training budget: IoU, where it misses, how fast it trains.
 
-Run: ``.venv/bin/python benchmarks/bench_detection.py [--design dnn-a] [--epochs 10]
-[--qat-epochs 5] [--seeds 1,2,3] [--n 240] [--threads 2]`` (DNN-A at the demo's budget:
+Run: ``.venv/bin/python benchmarks/bench_detection.py [--design dnn-a] [--epochs 13]
+[--qat-epochs 2] [--seeds 1,2,3] [--n 240] [--threads 2]`` (DNN-A at the demo's budget:
 about 3 minutes per seed on 2 free cores; much longer on a shared machine).
 
 Everything printed is *measured on this host*, on the built-in SYNTHETIC data set (``codesign
@@ -24,10 +24,11 @@ deviation over the seeds):
   their epochs) and the same times the design's forward multiply-adds per image;
 * ``image-epochs``: images x epochs actually trained (the budget the search charges).
 
-``--rank K`` adds the fast-vs-full rank check: K design variants (width and depth of DNN-A
-and DNN-C, their bit widths) each trained once in ``--fast`` mode and once at full
-resolution with the same budget, and the Spearman rank correlation of the two IoU lists
-(the search ranks prototypes by their fast IoU). It takes K full trainings: long.
+``--rank K`` adds the fast-vs-full rank check: K design variants (DNN-A, -C and -B at full,
+half and quarter width) each trained once as the search trains its candidates (``--fast``,
+half resolution, ``--rank-fast-epochs``) and once at full resolution with ``--epochs`` /
+``--qat-epochs``, and the Spearman rank correlation of the two fixed-point IoU lists (the
+search ranks candidates by their fast IoU). It takes K full trainings: long.
 """
 from __future__ import annotations
 
@@ -51,8 +52,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                         "docstring for what each column means).")
     ap.add_argument("--design", default="dnn-a",
                     help="design name(s) or JSON file(s), comma-separated (default dnn-a)")
-    ap.add_argument("--epochs", type=int, default=10, help="float epochs (demo: 10)")
-    ap.add_argument("--qat-epochs", type=int, default=5, help="QAT epochs (demo: 5)")
+    ap.add_argument("--epochs", type=int, default=13, help="float epochs (demo: 13)")
+    ap.add_argument("--qat-epochs", type=int, default=2, help="QAT epochs (demo: 2)")
     ap.add_argument("--budget", type=float, default=1.0,
                     help="multiply both epoch counts by this (4 = four times the budget)")
     ap.add_argument("--seeds", default="1,2,3", help="training seeds, comma-separated")
@@ -68,8 +69,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--rank", type=int, default=0, metavar="K",
                     help="also measure fast-vs-full rank correlation over K >= 8 designs")
-    ap.add_argument("--rank-epochs", type=int, default=None,
-                    help="float epochs of each rank-check training (default --epochs)")
+    ap.add_argument("--rank-fast-epochs", default="2+1", metavar="F+Q",
+                    help="float + QAT epochs of the rank check's fast trainings (default "
+                         "2+1: the search's candidates, SearchConfig.cand_epochs + "
+                         "cand_qat_epochs); the full trainings use --epochs/--qat-epochs")
     ap.add_argument("--work", default=None, help="keep run folders here (default: temporary)")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file")
     return ap.parse_args(argv)
@@ -253,20 +256,21 @@ def main(argv=None) -> int:
 def print_rank(args, data_dir: Path, work: Path, seed: int, load_kw: dict) -> dict:
     from host_search import train as T
     designs = rank_designs(args.rank)
-    e = args.rank_epochs or args.epochs
-    q = max(1, e // 2)
-    print(f"\nfast vs full: {len(designs)} designs, {e} float + {q} QAT epochs each, seed "
-          f"{seed} [measured, synthetic set]")
+    fe, fq = (int(v) for v in args.rank_fast_epochs.split("+"))
+    e, q = args.epochs, args.qat_epochs
+    print(f"\nfast vs full: {len(designs)} designs; fast: {fe} float + {fq} QAT epochs at half "
+          f"resolution, full: {e} + {q} epochs; seed {seed} [measured, synthetic set]")
     print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9}")
     fast, full = [], []
     for d in designs:
         vals = []
         for is_fast in (True, False):
             dd = T.reduced_design(d) if is_fast else d
+            ep, qa = (fe, fq) if is_fast else (e, q)
             data = T.load_data(data_dir, dd, seed=args.split_seed, cache_dir=work / "cache",
                                **load_kw)
-            res = T.train(dd, data, work / f"rank-{dd.name}-e{e}-s{seed}",
-                          T.TrainConfig(epochs=e, qat_epochs=q, seed=seed,
+            res = T.train(dd, data, work / f"rank-{dd.name}-e{ep}q{qa}-s{seed}",
+                          T.TrainConfig(epochs=ep, qat_epochs=qa, seed=seed,
                                         threads=args.threads, fast=is_fast))
             vals.append(res.fixed_iou)
         fast.append(vals[0])

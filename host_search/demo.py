@@ -61,7 +61,7 @@ PLANS = {
                       final_epochs=3, final_qat_epochs=1, frames=16, ref_frames=6,
                       cand_epochs=1),
     "full": DemoPlan("full", images=240, heldout=40, budget=2400, target_fps=15.0,
-                     final_epochs=12, final_qat_epochs=4, frames=60, ref_frames=20),
+                     final_epochs=14, final_qat_epochs=2, frames=60, ref_frames=20),
 }
 REFERENCE_DESIGNS = ("dnn-a", "dnn-b", "dnn-c")
 HELDOUT_NAME = "heldout"       # the folder name on the board's images folder too

@@ -40,8 +40,9 @@ DEFAULT_RETRIES = 1
 
 
 def batch_size_for(train_images: int) -> int:
-    """Mini-batch size for a data set: 16, smaller on tiny sets (at least 8 steps an epoch)."""
-    return max(4, min(16, train_images // 8))
+    """Mini-batch size for a data set: the trainer's default (8), smaller on tiny sets (at
+    least 8 steps an epoch)."""
+    return max(4, min(8, train_images // 8))
 
 
 class ExecutorError(CodesignError):

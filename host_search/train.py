@@ -4,14 +4,15 @@
 in the DAC-SDC layout (read with :mod:`host_search.data`, split by sub-category):
 
 1. **float**: the design's network (:mod:`host_search.nn`) with batch norm, ``E`` epochs of
-   Adam with a cosine learning rate, random horizontal flips;
+   Adam (learning rate warmed up, then cosine), augmented inputs
+   (:mod:`host_search.data.augment`); the phase ends on the moving average of its weights;
 2. **calibrate**: fold the batch norms into the weights and biases, run the float network
    over (up to :data:`CALIBRATION_IMAGES`) training images and choose every layer's
    power-of-two scaling (integer bits of its weights and outputs) from the observed
    max-abs (:func:`pynq_codesign.fixedpoint.int_bits_for`); the bit widths stay the
    design's;
 3. **qat**: fine-tune the folded network with fake-quantised input, weights, biases and
-   feature maps (``--qat-epochs``, default half of ``E``, at least 1), learning rate / 5.
+   feature maps (``--qat-epochs``, default a sixth of ``E``, at least 1), learning rate / 5.
 
 The validation IoU is reported twice, labelled: the float network after phase 1, and the
 fixed-point network after phase 3 run in its integer-exact form (float64; bit for bit what
@@ -84,9 +85,9 @@ class TrainConfig:
     """Everything that decides a run's result (a resumed run must have the same)."""
 
     epochs: int = 10
-    qat_epochs: int | None = None      # None: half of epochs, at least 1
+    qat_epochs: int | None = None      # None: a sixth of epochs, at least 1
     seed: int = 0
-    batch_size: int = 16
+    batch_size: int = 8
     lr: float = 2e-3
     fast: bool = False
     val_fraction: float = 0.2
@@ -95,12 +96,14 @@ class TrainConfig:
     loss: LossWeights = LossWeights()
     augment: Augment | None = Augment()  # zoom / shift / colour jitter (None: flips only)
     warmup: float = 0.1                # share of the float phase's steps warming the LR up
+    ema: float = 0.95                  # > 0: the float phase ends with an exponential moving
+    #                                    average of its weights (this decay per step)
     fit_anchors: bool = True           # anchors fitted to the training boxes' sizes
     hold_out: str = "subcategory"      # split: host_search.data.split_by_subcategory
 
     @property
     def n_qat(self) -> int:
-        return self.qat_epochs if self.qat_epochs is not None else max(1, self.epochs // 2)
+        return self.qat_epochs if self.qat_epochs is not None else max(1, self.epochs // 6)
 
     @property
     def n_threads(self) -> int:
@@ -394,8 +397,37 @@ class _WarmCosine:
         return self.floor + (1 - self.floor) * 0.5 * (1 + math.cos(math.pi * t))
 
 
+class _Ema:
+    """Exponential moving average of a model's weights and batch-norm statistics over the
+    float phase's steps (decay ramped up over the first steps, as the first weights are
+    poor); :meth:`state` goes into the checkpoint so that a resumed run averages on."""
+
+    def __init__(self, model: DetectionNet, decay: float, state: dict | None = None):
+        self.decay = decay
+        self.updates = 0 if state is None else state["updates"]
+        self.shadow = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+                       if state is None else state["shadow"])
+
+    @torch.no_grad()
+    def update(self, model: DetectionNet) -> None:
+        self.updates += 1
+        d = min(self.decay, (1 + self.updates) / (10 + self.updates))
+        for k, v in model.state_dict().items():
+            if v.dtype.is_floating_point:
+                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+            else:
+                self.shadow[k].copy_(v)
+
+    def copy_to(self, model: DetectionNet) -> None:
+        model.load_state_dict(self.shadow)
+
+    def state(self) -> dict:
+        return {"shadow": self.shadow, "updates": self.updates}
+
+
 def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sched,
-                 phase: str, epoch: int, n_epochs: int, progress: bool) -> dict:
+                 phase: str, epoch: int, n_epochs: int, progress: bool,
+                 ema: _Ema | None = None) -> dict:
     from .data import mean_iou
     from .nn import best_boxes
     model.train()
@@ -423,6 +455,8 @@ def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sc
         loss.backward()
         opt.step()
         sched.step()
+        if ema is not None:
+            ema.update(model)
         pred, _ = best_boxes(out.detach().double(), model.network.decode)
         ious.append(mean_iou(pred.numpy(), boxes) * len(idx))
         total += float(loss.detach()) * len(idx)
@@ -530,14 +564,20 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                 sched.load_state_dict(state["scheduler"])
             if ph == "float" and done == 0:
                 (run / DESIGN_FILE).write_text(design.to_json())
+            ema = None
+            if ph == "float" and cfg.ema > 0:
+                ema = _Ema(model, cfg.ema, state.get("ema") if state is not None and
+                           state["phase"] == ph else None)
             for ep in range(done, n_ep):
                 t_ep = time.perf_counter()
-                rec = _train_epoch(model, data, cfg, opt, sched, ph, ep, n_ep, progress)
+                rec = _train_epoch(model, data, cfg, opt, sched, ph, ep, n_ep, progress, ema)
                 rec.update(phase=ph, epoch=ep + 1,
                            seconds=round(time.perf_counter() - t_ep, 3),
                            images_per_s=round(len(data.train_x) / max(
                                1e-9, time.perf_counter() - t_ep), 2))
                 if ph == "float" and ep == n_ep - 1:
+                    if ema is not None:
+                        ema.copy_to(model)
                     float_iou = evaluate(model, data, data.val_x, data.val_boxes)
                     rec["val_iou_float"] = float_iou
                 history.append(rec)
@@ -550,7 +590,8 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                     "float_iou": float_iou, "ptq_iou": ptq_iou,
                     "design": model.design.to_dict(),
                     "model": model.state_dict(), "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict()})
+                    "scheduler": sched.state_dict(),
+                    "ema": None if ema is None else ema.state()})
                 metrics["history"] = history
                 _atomic_json(run / METRICS, metrics)
                 if on_epoch_end is not None:

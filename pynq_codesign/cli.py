@@ -126,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--data", required=True, help="data set folder (DAC-SDC layout)")
     p.add_argument("--epochs", type=nonneg_int, default=10, help="float epochs")
     p.add_argument("--qat-epochs", type=nonneg_int, default=None,
-                   help="quantisation-aware epochs (default: half of --epochs, at least 1)")
+                   help="quantisation-aware epochs (default: a sixth of --epochs, at least 1)")
     p.add_argument("--out", required=True, help="run folder (checkpoints, logs); the same "
                                                 "command on the same folder resumes")
     p.add_argument("--seed", type=nonneg_int, default=0, help="seed of weights and shuffling")
-    p.add_argument("--batch-size", type=positive_int, default=16, help="images per step")
+    p.add_argument("--batch-size", type=positive_int, default=8, help="images per step")
     p.add_argument("--lr", type=positive_float, default=2e-3, help="float learning rate")
     p.add_argument("--fast", action="store_true",
                    help="fast-train mode (half the input resolution, cached tensors)")

@@ -147,3 +147,19 @@ def test_bench_detection_helpers():
     d = b.diagnose(pred, truth, ["car1/0001", "boat1/0001"])
     assert d["iou"] == 0.5 and d["centre_inside"] == 0.5
     assert d["per_subcategory"] == {"boat1": 0.0, "car1": 1.0}
+
+
+def test_neighbour_cells_learn_the_box_too():
+    """With ``neighbours`` the cells next to the true centre get a box gradient (the board
+    may pick one of them); without it only the responsible cell does."""
+    dec = Decode(((0.1, 0.1), (0.3, 0.3)))
+    boxes = torch.tensor([[0.3775, 0.3775, 0.4975, 0.4975]])   # centre: cell (3, 3)'s of 8x8
+    for radius, expect in ((0.0, 1), (1.5, 9)):
+        out = torch.zeros(1, 10, 8, 8, requires_grad=True)
+        w = LossWeights(coord=1, obj=0, noobj=0, giou=1, select=0, neighbours=radius)
+        loss, _ = detection_loss(out, boxes, dec, w)
+        loss.backward()
+        box_grad = out.grad.view(2, 5, 8, 8)[:, :4].abs().sum(1)      # [anchor, y, x]
+        assert int((box_grad > 0).sum()) == expect
+        assert box_grad[0, 3, 3] > 0                       # anchor 0 matches the box shape
+

@@ -175,3 +175,27 @@ def test_no_qat_epochs_still_calibrates_and_finishes(tmp_path):
     assert [h["phase"] for h in res.metrics["history"]] == ["float"]
     again = train(d, random_data(d), tmp_path / "r", replace(CFG, epochs=1, qat_epochs=0))
     assert again.fixed_iou == res.fixed_iou
+
+
+def test_weight_average_resumes_exactly(tmp_path):
+    """With ``ema`` the float phase ends on averaged weights; a run killed mid-way resumes
+    the average from its checkpoint and ends where an unbroken run ends."""
+    d = tiny()
+    data = random_data(d)
+    cfg = replace(CFG, epochs=3, qat_epochs=1, ema=0.9)
+    full = train(d, data, tmp_path / "full", cfg)
+    plain = train(d, data, tmp_path / "plain", replace(cfg, ema=0.0))
+    a, p = full.model.state_dict(), plain.model.state_dict()
+    assert any(not torch.equal(a[k], p[k]) for k in a)       # the average made a difference
+
+    def stop(ph, ep, rec):
+        if (ph, ep) == ("float", 2):
+            raise Stop
+    with pytest.raises(Stop):
+        train(d, data, tmp_path / "killed", cfg, on_epoch_end=stop)
+    state = torch.load(tmp_path / "killed" / "checkpoint.pt", weights_only=False)
+    assert state["ema"]["updates"] > 0
+    resumed = train(d, data, tmp_path / "killed", cfg)
+    b = resumed.model.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+    assert resumed.fixed_iou == full.fixed_iou

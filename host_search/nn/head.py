@@ -11,7 +11,11 @@ the *responsible* cell is the one holding the box centre and the responsible anc
 whose shape matches the box best (IoU of centred boxes); its confidence learns 1 by binary
 cross-entropy and every other cell/anchor learns 0 (mean over them, weighted); its box
 learns ``sigmoid(tx), sigmoid(ty)`` = the centre's offset in the cell and ``tw, th`` =
-``log(size / anchor)`` (squared errors), plus optionally ``1 - GIoU`` of the decoded box.
+``log(size / anchor)`` (squared errors), plus optionally ``1 - GIoU`` of the decoded box;
+a softmax cross-entropy over all cells and anchors trains the choice the decoder makes.
+With ``neighbours`` the box is trained at the cells around the true centre too (the
+centre target clamped into each cell), so that the box is right wherever near the centre
+the decoder's arg-max lands; each image weighs the same however many cells it trains.
 """
 from __future__ import annotations
 
@@ -127,8 +131,10 @@ class LossWeights:
     coord: float = 5.0       # box offsets and log sizes
     obj: float = 1.0         # confidence of the responsible anchor
     noobj: float = 10.0      # mean confidence loss of all the others (many cells: weighted up)
-    giou: float = 3.0        # 1 - GIoU of the responsible anchor's box (0 turns it off)
+    giou: float = 3.0        # 1 - GIoU of each box-trained cell's box (0 turns it off)
     select: float = 1.0      # softmax cross-entropy of the responsible cell/anchor among all
+    neighbours: float = 1.5  # > 0: the box is also trained at every cell of the responsible
+    #                          anchor within this many cells of the true centre
 
 
 def fit_anchors(boxes, k: int, iters: int = 20) -> tuple[tuple[float, float], ...]:
@@ -147,6 +153,19 @@ def fit_anchors(boxes, k: int, iters: int = 20) -> tuple[tuple[float, float], ..
     return tuple((round(float(np.exp(w)), 4), round(float(np.exp(h)), 4)) for w, h in centres)
 
 
+def _near_centre(boxes: torch.Tensor, a: torch.Tensor, gh: int, gw: int, na: int,
+                 radius: float) -> torch.Tensor:
+    """``[N, GH, GW, A]`` (bool): the cells whose centre lies within ``radius`` cells of
+    the box's centre, for each image's anchor ``a``."""
+    cx = (boxes[:, 0] + boxes[:, 2]) / 2 * gw
+    cy = (boxes[:, 1] + boxes[:, 3]) / 2 * gh
+    xs = torch.arange(gw, dtype=boxes.dtype, device=boxes.device) + 0.5
+    ys = torch.arange(gh, dtype=boxes.dtype, device=boxes.device) + 0.5
+    d2 = (ys[None, :, None] - cy[:, None, None]) ** 2 + (xs[None, None, :] - cx[:, None, None]) ** 2
+    near = (d2 <= radius ** 2)[..., None]                                 # [N, GH, GW, 1]
+    return near & F.one_hot(a, na).bool()[:, None, None, :]
+
+
 def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
                    weights: LossWeights = LossWeights()) -> tuple[torch.Tensor, dict]:
     """The loss of head outputs ``[N, A*5, GH, GW]`` against boxes ``[N, 4]`` and its parts."""
@@ -155,17 +174,32 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
     n, gh, gw, _, _ = v.shape
     t = assign(boxes.detach().cpu(), dec, gh, gw)
     dev = out.device
+    bx = boxes.to(dev, out.dtype)
     idx = torch.arange(n, device=dev)
     gy, gx, a = t.gy.to(dev), t.gx.to(dev), t.anchor.to(dev)
-    resp = v[idx, gy, gx, a]                                   # [N, 5]
     conf = v[..., 4]
+    # the cells whose box is trained: the responsible one, and with ``neighbours`` every
+    # cell of the responsible anchor within that many cells of the true centre
+    boxed = torch.zeros_like(conf, dtype=torch.bool)
+    if weights.neighbours > 0:
+        boxed = _near_centre(bx, a, gh, gw, na, weights.neighbours)
+    boxed[idx, gy, gx, a] = True
     target = torch.zeros_like(conf)
     target[idx, gy, gx, a] = 1.0
     bce = F.binary_cross_entropy_with_logits(conf, target, reduction="none")
     pos = bce[idx, gy, gx, a].mean()
-    neg = (bce.sum() - bce[idx, gy, gx, a].sum()) / max(1, conf.numel() - n)
-    l_xy = ((torch.sigmoid(resp[:, :2]) - t.txy.to(dev, out.dtype)) ** 2).sum(1).mean()
-    l_wh = ((resp[:, 2:4] - t.twh.to(dev, out.dtype)) ** 2).sum(1).mean()
+    negative = ~boxed
+    neg = bce[negative].sum() / max(1, int(negative.sum()))
+    ii, yy, xx, aa = boxed.nonzero(as_tuple=True)
+    per_image = 1.0 / boxed.sum(dim=(1, 2, 3)).to(out.dtype)[ii] / n   # each image weighs 1/N
+    vb = v[ii, yy, xx, aa]                                                # [P, 5]
+    cx = (bx[ii, 0] + bx[ii, 2]) / 2 * gw - xx.to(out.dtype)
+    cy = (bx[ii, 1] + bx[ii, 3]) / 2 * gh - yy.to(out.dtype)
+    txy = torch.stack([cx, cy], dim=1).clamp(0.0, 1.0)    # the nearest point of the cell
+    anchor_wh = torch.tensor(dec.anchors, dtype=out.dtype, device=dev)[aa]
+    twh = torch.log((bx[ii, 2:] - bx[ii, :2]).clamp(min=1e-6) / anchor_wh)
+    l_xy = (per_image * ((torch.sigmoid(vb[:, :2]) - txy) ** 2).sum(1)).sum()
+    l_wh = (per_image * ((vb[:, 2:4] - twh) ** 2).sum(1)).sum()
     total = weights.coord * (l_xy + l_wh) + weights.obj * pos + weights.noobj * neg
     parts = {"xy": float(l_xy.detach()), "wh": float(l_wh.detach()), "obj": float(pos.detach()),
              "noobj": float(neg.detach())}
@@ -174,8 +208,8 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
         total = total + weights.select * l_s
         parts["select"] = float(l_s.detach())
     if weights.giou:
-        g = giou(_decode_at(resp, gx, gy, a, dec, gh, gw), boxes.to(dev, out.dtype))
-        l_g = (1.0 - g).mean()
+        g = giou(_decode_at(vb, xx, yy, aa, dec, gh, gw), bx[ii])
+        l_g = (per_image * (1.0 - g)).sum()
         total = total + weights.giou * l_g
         parts["giou"] = float(l_g.detach())
     return total, parts
