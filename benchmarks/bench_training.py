@@ -4,7 +4,7 @@ Run: ``.venv/bin/python benchmarks/bench_training.py [--n 200] [--epochs 16] [--
 (several minutes on a laptop-class CPU). It prints two tables:
 
 1. **Throughput** (*measured on this host*): training images per second of a DNN-A
-   prototype (float and quantisation-aware steps, forward + backward + Adam, batch 16) at
+   prototype (float and quantisation-aware steps, forward + backward + Adam, ``--batch``) at
    the full 3x160x360 input and at the fast-train resolution (3x80x180), timed over a few
    steps after a warm-up, with the thread count shown.
 2. **IoU after a fixed budget** (*measured on the built-in synthetic validation set*, not
@@ -90,6 +90,8 @@ def main() -> None:
                     help="print where the time of the throughput steps goes (torch profiler)")
     ap.add_argument("--only-throughput", action="store_true", help="skip table 2")
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--batch", type=int, default=TrainConfig().batch_size,
+                    help="images per step (default: the trainer's)")
     args = ap.parse_args()
 
     print(f"host: {os.cpu_count()} CPUs, torch {torch.__version__}, {args.threads} threads")
@@ -100,13 +102,14 @@ def main() -> None:
 
 
 def print_throughput(args) -> None:
-    print("\n1. Training throughput, DNN-A prototype, batch 16 (measured, this host's CPU)")
+    print(f"\n1. Training throughput, DNN-A prototype, batch {args.batch} (measured, this "
+          "host's CPU)")
     a = load_design("dnn-a")
     rows = []
     for d in (a, reduced_design(a)):
         n = d.network
-        f = throughput(d, False, args.steps, 16, args.threads, args.profile)
-        q = throughput(d, True, args.steps, 16, args.threads, args.profile)
+        f = throughput(d, False, args.steps, args.batch, args.threads, args.profile)
+        q = throughput(d, True, args.steps, args.batch, args.threads, args.profile)
         rows.append((f"3x{n.input_height}x{n.input_width}", f, q, n.macs() / 1e9))
     print(f"{'input':<12} {'float images/s':>15} {'QAT images/s':>14} {'float GMAC/s':>13} "
           f"{'QAT GMAC/s':>11}")

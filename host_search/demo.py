@@ -60,8 +60,9 @@ PLANS = {
     "quick": DemoPlan("quick", images=48, heldout=16, budget=160, target_fps=15.0,
                       final_epochs=3, final_qat_epochs=1, frames=16, ref_frames=6,
                       cand_epochs=1),
-    "full": DemoPlan("full", images=240, heldout=40, budget=2400, target_fps=15.0,
-                     final_epochs=14, final_qat_epochs=2, frames=60, ref_frames=20),
+    "full": DemoPlan("full", images=240, heldout=40, budget=4000, target_fps=15.0,
+                     final_epochs=14, final_qat_epochs=2, frames=60, ref_frames=20,
+                     cand_epochs=3),
 }
 REFERENCE_DESIGNS = ("dnn-a", "dnn-b", "dnn-c")
 HELDOUT_NAME = "heldout"       # the folder name on the board's images folder too

@@ -310,8 +310,8 @@ def _keep_freed_memory():
     Every feature map of a training step is larger than glibc's mmap threshold, so by
     default each one is a fresh ``mmap`` that the kernel zero-fills page by page and that
     ``free`` hands back at once: on DNN-A at 3x160x360 the process spent 40% of its time in
-    the kernel, and a step ran 2.4x slower than with the memory kept (float 10.8 against
-    26.1 images/s, measured with ``benchmarks/bench_training.py --only-throughput``).
+    the kernel, and a float step ran 2.7x slower than with the memory kept (10.8 against
+    28.7 images/s, measured with ``benchmarks/bench_training.py --only-throughput``).
     Allocation does not change a result. Outside glibc (musl, macOS) this does nothing.
     The defaults are restored afterwards and the kept memory is returned.
     """
