@@ -162,4 +162,3 @@ def test_neighbour_cells_learn_the_box_too():
         box_grad = out.grad.view(2, 5, 8, 8)[:, :4].abs().sum(1)      # [anchor, y, x]
         assert int((box_grad > 0).sum()) == expect
         assert box_grad[0, 3, 3] > 0                       # anchor 0 matches the box shape
-
