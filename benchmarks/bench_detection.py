@@ -69,9 +69,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--rank", type=int, default=0, metavar="K",
                     help="also measure fast-vs-full rank correlation over K >= 8 designs")
-    ap.add_argument("--rank-fast-epochs", default="2+1", metavar="F+Q",
-                    help="float + QAT epochs of the rank check's fast trainings (default "
-                         "2+1: the search's candidates, SearchConfig.cand_epochs + "
+    from host_search.search import SearchConfig
+    cand = f"{SearchConfig.cand_epochs}+{SearchConfig.cand_qat_epochs}"
+    ap.add_argument("--rank-fast-epochs", default=cand, metavar="F+Q",
+                    help=f"float + QAT epochs of the rank check's fast trainings (default "
+                         f"{cand}: the search's candidates, SearchConfig.cand_epochs + "
                          "cand_qat_epochs); the full trainings use --epochs/--qat-epochs")
     ap.add_argument("--work", default=None, help="keep run folders here (default: temporary)")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file")

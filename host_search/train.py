@@ -405,18 +405,22 @@ class _Ema:
     def __init__(self, model: DetectionNet, decay: float, state: dict | None = None):
         self.decay = decay
         self.updates = 0 if state is None else state["updates"]
-        self.shadow = ({k: v.detach().clone() for k, v in model.state_dict().items()}
+        live = model.state_dict()
+        self.shadow = ({k: v.detach().clone() for k, v in live.items()}
                        if state is None else state["shadow"])
+        # (average, live tensor) pairs, looked up once: the live tensors stay the same
+        # objects for the whole float phase
+        self._pairs = [(self.shadow[k], v) for k, v in live.items()]
 
     @torch.no_grad()
     def update(self, model: DetectionNet) -> None:
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
-        for k, v in model.state_dict().items():
+        for avg, v in self._pairs:
             if v.dtype.is_floating_point:
-                self.shadow[k].mul_(d).add_(v.detach(), alpha=1.0 - d)
+                avg.mul_(d).add_(v, alpha=1.0 - d)
             else:
-                self.shadow[k].copy_(v)
+                avg.copy_(v)
 
     def copy_to(self, model: DetectionNet) -> None:
         model.load_state_dict(self.shadow)
