@@ -24,11 +24,15 @@ deviation over the seeds):
   their epochs) and the same times the design's forward multiply-adds per image;
 * ``image-epochs``: images x epochs actually trained (the budget the search charges).
 
-``--rank K`` adds the fast-vs-full rank check: K design variants (DNN-A, -C and -B at full,
-half and quarter width) each trained once as the search trains its candidates (``--fast``,
-half resolution, ``--rank-fast-epochs``) and once at full resolution with ``--epochs`` /
-``--qat-epochs``, and the Spearman rank correlation of the two fixed-point IoU lists (the
-search ranks candidates by their fast IoU). It takes K full trainings: long.
+``--rank K`` adds the fast-vs-full rank check: K designs, per seed, each trained once as the
+search trains its candidates (``--fast``: half resolution, ``--rank-fast-epochs``, the
+search's fast mini-batch) and once at full resolution with ``--epochs`` / ``--qat-epochs``,
+and the Spearman rank correlation of the two fixed-point IoU lists (the search ranks
+candidates by their fast IoU); with several ``--seeds`` also that of the means over the
+seeds. ``--rank-from space`` draws the designs from the search space as the random search
+does (bundles, depth, widths, bit widths, input size: what the search actually ranks);
+``references`` (default) takes DNN-A, -C and -B at full, half and quarter width. It takes K
+full trainings per seed: long. ``--design ''`` runs the rank check alone.
 """
 from __future__ import annotations
 
@@ -51,7 +55,8 @@ def parse_args(argv=None) -> argparse.Namespace:
                                  epilog="Figures: measured on this host (see the module "
                                         "docstring for what each column means).")
     ap.add_argument("--design", default="dnn-a",
-                    help="design name(s) or JSON file(s), comma-separated (default dnn-a)")
+                    help="design name(s) or JSON file(s), comma-separated (default dnn-a; "
+                         "'' with --rank runs the rank check alone)")
     ap.add_argument("--epochs", type=int, default=13, help="float epochs (demo: 13)")
     ap.add_argument("--qat-epochs", type=int, default=2, help="QAT epochs (demo: 2)")
     ap.add_argument("--budget", type=float, default=1.0,
@@ -65,6 +70,9 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="seed of the train/validation split (the demo's: 1)")
     ap.add_argument("--split", default=None, choices=("subcategory", "category"),
                     help="hold-out mode of the split (default: the loader's default)")
+    ap.add_argument("--val", default=None, metavar="SUBCATS",
+                    help="validate on exactly these sub-categories (comma-separated; e.g. "
+                         "boat1,drone1,horseride1,person2, the split of the issue's peer)")
     ap.add_argument("--fast", action="store_true", help="train at half resolution (--fast)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--rank", type=int, default=0, metavar="K",
@@ -75,6 +83,15 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help=f"float + QAT epochs of the rank check's fast trainings (default "
                          f"{cand}: the search's candidates, SearchConfig.cand_epochs + "
                          "cand_qat_epochs); the full trainings use --epochs/--qat-epochs")
+    ap.add_argument("--rank-fast-factor", type=int, default=2, metavar="F",
+                    help="the fast trainings' input is F times smaller (default 2, the "
+                         "search's --fast; 1: full resolution)")
+    ap.add_argument("--rank-fast-batch", type=int, default=None, metavar="B",
+                    help="mini-batch of the fast trainings (default: the search's, "
+                         "host_search.executors.batch_size_for(images, fast=True))")
+    ap.add_argument("--rank-from", choices=("references", "space"), default="references",
+                    help="the rank check's designs: width variants of DNN-A/B/C, or drawn "
+                         "from the search space as the random search draws them")
     ap.add_argument("--work", default=None, help="keep run folders here (default: temporary)")
     ap.add_argument("--json", default=None, help="also write every figure to this JSON file")
     return ap.parse_args(argv)
@@ -215,6 +232,34 @@ def rank_designs(k: int) -> list:
     return out[:k]
 
 
+def space_designs(k: int, seed: int = 0, max_macs: float = 300e6) -> list:
+    """``k`` designs drawn as the random search draws them (:mod:`host_search.baselines`:
+    any bundle, depth, width, growth, down-sampling, bit widths, input size), each on a
+    default-sized overlay; draws whose network is empty, misfits its overlay or exceeds
+    ``max_macs`` (to bound the benchmark's time) are redrawn."""
+    from host_search.baselines import random_knobs
+    from host_search.bundles import enumerate_bundles
+    from host_search.space import build_network, probe_design, valid_network
+    from pynq_codesign.design import check_fits
+    templates = {b.template.key: b.template for b in enumerate_bundles() if not b.dropped}
+    keys = sorted(templates)
+    rng = np.random.default_rng(seed)
+    out, seen = [], set()
+    while len(out) < k:
+        kn = random_knobs(rng, keys)
+        if kn.key() in seen:
+            continue
+        seen.add(kn.key())
+        net = build_network(templates[kn.bundle], kn)
+        if not valid_network(net) or net.macs() > max_macs:
+            continue
+        d = probe_design(net, "pynq-z1", f"space-{len(out)}")
+        if check_fits(d.network, d.overlay):
+            continue
+        out.append(d)
+    return out
+
+
 def main(argv=None) -> int:
     args = parse_args(argv)
     import torch  # noqa: F401  (import cost outside the timings)
@@ -233,8 +278,10 @@ def main(argv=None) -> int:
                    "label": "measured on this host, built-in synthetic data set"
                    if not args.data else f"measured on this host, data set {args.data}",
                    "designs": []}
-        load_kw = {} if args.split is None else {"split": args.split}
-        for name in args.design.split(","):
+        load_kw = {} if args.split is None else {"hold_out": args.split}
+        if args.val:
+            load_kw["val_subcategories"] = [v.strip() for v in args.val.split(",") if v.strip()]
+        for name in [n.strip() for n in args.design.split(",") if n.strip()]:
             design = load_design(name)
             if args.fast:
                 design = T.reduced_design(design)
@@ -249,40 +296,61 @@ def main(argv=None) -> int:
             results["designs"].append(print_design(design.name, design, rows, data.info,
                                                    args, epochs, qat))
         if args.rank:
-            results["rank"] = print_rank(args, data_dir, work, seeds[0], load_kw)
+            results["rank"] = print_rank(args, data_dir, work, seeds, load_kw)
         if args.json:
             Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
     return 0
 
 
-def print_rank(args, data_dir: Path, work: Path, seed: int, load_kw: dict) -> dict:
+def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict) -> dict:
+    """The fast-vs-full rank check, per seed, then on the means over the seeds."""
     from host_search import train as T
-    designs = rank_designs(args.rank)
+    from host_search.executors import batch_size_for
+    designs = rank_designs(args.rank) if args.rank_from == "references" else \
+        space_designs(args.rank)
     fe, fq = (int(v) for v in args.rank_fast_epochs.split("+"))
     e, q = args.epochs, args.qat_epochs
-    print(f"\nfast vs full: {len(designs)} designs; fast: {fe} float + {fq} QAT epochs at half "
-          f"resolution, full: {e} + {q} epochs; seed {seed} [measured, synthetic set]")
-    print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9}")
-    fast, full = [], []
-    for d in designs:
-        vals = []
-        for is_fast in (True, False):
-            dd = T.reduced_design(d) if is_fast else d
-            ep, qa = (fe, fq) if is_fast else (e, q)
-            data = T.load_data(data_dir, dd, seed=args.split_seed, cache_dir=work / "cache",
-                               **load_kw)
-            res = T.train(dd, data, work / f"rank-{dd.name}-e{ep}q{qa}-s{seed}",
-                          T.TrainConfig(epochs=ep, qat_epochs=qa, seed=seed,
-                                        threads=args.threads, fast=is_fast))
-            vals.append(res.fixed_iou)
-        fast.append(vals[0])
-        full.append(vals[1])
-        print(f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} {vals[1]:>9.3f}",
-              flush=True)
-    rho = spearman(fast, full)
-    print(f"Spearman rank correlation fast vs full (fixed-point IoU): {rho:.2f} "
-          f"(goal >= 0.7)")
-    return {"designs": [d.name for d in designs], "fast": fast, "full": full, "spearman": rho}
+    ff = args.rank_fast_factor
+    out = {"designs": [d.name for d in designs], "seeds": {}}
+    for seed in seeds:
+        print(f"\nfast vs full: {len(designs)} designs ({args.rank_from}); fast: {fe} float + "
+              f"{fq} QAT epochs at 1/{ff} of the input size, full: {e} + {q} epochs; seed "
+              f"{seed} [measured, synthetic set]")
+        print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9} {'batch f/F':>9}")
+        fast, full = [], []
+        for d in designs:
+            vals, batches = [], []
+            for is_fast in (True, False):
+                dd = T.reduced_design(d, ff) if is_fast else d
+                ep, qa = (fe, fq) if is_fast else (e, q)
+                data = T.load_data(data_dir, dd, seed=args.split_seed,
+                                   cache_dir=work / "cache", **load_kw)
+                batch = batch_size_for(len(data.train_x), is_fast)
+                if is_fast and args.rank_fast_batch:
+                    batch = args.rank_fast_batch
+                tag = f"-x{ff}-b{batch}" if is_fast else ""
+                res = T.train(dd, data, work / f"rank-{dd.name}{tag}-e{ep}q{qa}-s{seed}",
+                              T.TrainConfig(epochs=ep, qat_epochs=qa, seed=seed,
+                                            batch_size=batch, threads=args.threads,
+                                            fast=is_fast))
+                vals.append(res.fixed_iou)
+                batches.append(batch)
+            fast.append(vals[0])
+            full.append(vals[1])
+            print(f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} "
+                  f"{vals[1]:>9.3f} {batches[0]:>4}/{batches[1]:<4}", flush=True)
+        rho = spearman(fast, full)
+        print(f"Spearman rank correlation fast vs full (fixed-point IoU), seed {seed}: "
+              f"{rho:.2f} (goal >= 0.7)")
+        out["seeds"][seed] = {"fast": fast, "full": full, "spearman": rho}
+    if len(seeds) > 1:
+        mf = np.mean([v["fast"] for v in out["seeds"].values()], axis=0)
+        mF = np.mean([v["full"] for v in out["seeds"].values()], axis=0)
+        out["spearman_of_means"] = spearman(mf, mF)
+        print(f"Spearman rank correlation of the means over seeds {seeds}: "
+              f"{out['spearman_of_means']:.2f} (goal >= 0.7); full IoU of the means: "
+              + ", ".join(f"{n} {v:.3f}" for n, v in zip(out["designs"], mF)))
+    return out
 
 
 if __name__ == "__main__":

@@ -39,10 +39,19 @@ SPLIT_SEED = 0
 DEFAULT_RETRIES = 1
 
 
-def batch_size_for(train_images: int) -> int:
-    """Mini-batch size for a data set: the trainer's default (8), smaller on tiny sets (at
-    least 8 steps an epoch)."""
-    return max(4, min(8, train_images // 8))
+#: Mini-batch of the search's fast trainings (QoR prototypes and candidates). Their few
+#: epochs need optimiser steps more than large batches: at 8 a slow-starting network (deep,
+#: or narrow) has not left the ground after 2-3 epochs, and the candidates' order said
+#: little of their order after full training (benchmarks/bench_detection.py --rank 8
+#: --rank-from space; docs/training.md, "Fast vs full").
+FAST_BATCH = 4
+
+
+def batch_size_for(train_images: int, fast: bool = False) -> int:
+    """Mini-batch size for a data set: the trainer's default (8), or :data:`FAST_BATCH` for
+    the fast trainings; smaller on tiny sets (at least 8 steps an epoch, down to 4)."""
+    top = FAST_BATCH if fast else 8
+    return max(min(4, top), min(top, train_images // 8))
 
 
 class ExecutorError(CodesignError):

@@ -74,7 +74,7 @@ class SearchConfig:
     seed: int = 0
     max_power_w: float | None = None
     proto_epochs: int = 1           # QoR prototypes: float epochs (fast resolution)
-    cand_epochs: int = 2            # candidates: float epochs (fast resolution) ...
+    cand_epochs: int = 3            # candidates: float epochs (fast resolution) ...
     cand_qat_epochs: int = 1        # ... plus QAT epochs (the bit widths matter)
     final_epochs: int = 6           # winners: float epochs at full resolution ...
     final_qat_epochs: int = 2       # ... plus QAT epochs
@@ -230,7 +230,7 @@ class Search:
         return TrainTask(key=key, kind=kind, design=design.to_dict(), data=self.cfg.data,
                          out=str(self.run / "evals" / key), cache=str(self.run / "cache"),
                          seed=self.cfg.seed, epochs=epochs, qat_epochs=qat, fast=fast,
-                         batch_size=batch_size_for(self.train_images))
+                         batch_size=batch_size_for(self.train_images, fast))
 
     def run_tasks(self, items: list[tuple[TrainTask, int | None, dict | None]]) -> list[dict]:
         """Run training tasks (taking finished ones from the journal); results in order."""

@@ -99,7 +99,10 @@ class TrainConfig:
     ema: float = 0.95                  # > 0: the float phase ends with an exponential moving
     #                                    average of its weights (this decay per step)
     fit_anchors: bool = True           # anchors fitted to the training boxes' sizes
+    centre_range: float | None = 1.5   # the trained decoder's Decode.centre_range (cells;
+    #                                    None: the design's)
     hold_out: str = "subcategory"      # split: host_search.data.split_by_subcategory
+    val_subcategories: tuple[str, ...] = ()   # non-empty: validate on exactly these
 
     @property
     def n_qat(self) -> int:
@@ -168,8 +171,8 @@ def reduced_design(design: Design, factor: int = 2) -> Design:
 
 def with_anchors(design: Design, anchors) -> Design:
     """A copy of ``design`` whose decoder uses ``anchors`` (same number of anchors)."""
-    from pynq_codesign.design import Decode
-    net = replace(design.network, decode=Decode(tuple(tuple(a) for a in anchors)))
+    net = replace(design.network, decode=replace(design.network.decode,
+                                                 anchors=tuple(tuple(a) for a in anchors)))
     return Design(design.name, design.overlay, net, design.description)
 
 
@@ -219,14 +222,17 @@ def _encode(samples, design: Design, cache_dir: Path | None, what: str
 
 
 def load_data(data_dir: str | Path, design: Design, seed: int = 0, val_fraction: float = 0.2,
-              cache_dir: str | Path | None = None, hold_out: str = "subcategory") -> TrainData:
+              cache_dir: str | Path | None = None, hold_out: str = "subcategory",
+              val_subcategories: Sequence[str] = ()) -> TrainData:
     """Load, split (:func:`host_search.data.split_by_subcategory`: sub-categories held out,
     every category keeping training examples; ``hold_out="category"`` holds out whole
-    categories), pre-process (:func:`pynq_codesign.prepost.preprocess`) and quantise the
-    input of a data set folder, through a cache folder when given."""
+    categories; ``val_subcategories`` names them), pre-process
+    (:func:`pynq_codesign.prepost.preprocess`) and quantise the input of a data set folder,
+    through a cache folder when given."""
     from .data import load_dataset, split_by_subcategory
     ds = load_dataset(data_dir)
-    split = split_by_subcategory(ds, val_fraction=val_fraction, seed=seed, hold_out=hold_out)
+    split = split_by_subcategory(ds, val_fraction=val_fraction, seed=seed, hold_out=hold_out,
+                                 val_subcategories=val_subcategories)
     cache = Path(cache_dir) if cache_dir is not None else None
     tx, tb = _encode(split.train.samples, design, cache, "train")
     vx, vb = _encode(split.val.samples, design, cache, "val")
@@ -505,6 +511,11 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
     run = Path(out)
     run.mkdir(parents=True, exist_ok=True)
     ck_path = run / CHECKPOINT
+    if cfg.centre_range is not None:
+        design = Design(design.name, design.overlay, replace(
+            design.network, decode=replace(design.network.decode,
+                                           centre_range=float(cfg.centre_range))),
+            design.description)
     if cfg.fit_anchors:
         design = with_anchors(design, fit_anchors(data.train_boxes,
                                                   len(design.network.decode.anchors)))
@@ -703,13 +714,15 @@ def main(args: argparse.Namespace) -> int:
         raise TrainError(f"--out {args.out} exists and is not a folder; choose a run folder")
     cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr, fast=args.fast,
-                      hold_out=getattr(args, "hold_out", "subcategory"))
+                      hold_out=getattr(args, "hold_out", "subcategory"),
+                      val_subcategories=_names(getattr(args, "val", None)))
     cfg.validate()
     if cfg.fast:
         design = reduced_design(design)
     run = Path(args.out)
     data = load_data(args.data, design, seed=cfg.seed, val_fraction=cfg.val_fraction,
-                     cache_dir=run / CACHE_DIR, hold_out=cfg.hold_out)
+                     cache_dir=run / CACHE_DIR, hold_out=cfg.hold_out,
+                     val_subcategories=cfg.val_subcategories)
     print(f"training {design.name} ({design.network.input_height}x"
           f"{design.network.input_width} input) on {data.info['train_images']} images, "
           f"validating on {data.info['val_images']} ({data.info['split']} split); "
@@ -723,6 +736,11 @@ def main(args: argparse.Namespace) -> int:
         raise
     _report(res.metrics, run)
     return 0
+
+
+def _names(csv: str | None) -> tuple[str, ...]:
+    """``"boat1, person2"`` -> ``("boat1", "person2")``; ``None`` -> ``()``."""
+    return tuple(n.strip() for n in (csv or "").split(",") if n.strip())
 
 
 def _report(metrics: dict, run: Path) -> None:

@@ -137,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--hold-out", choices=("subcategory", "category"), default="subcategory",
                    help="validation split: unseen sub-categories of categories that keep "
                         "training examples (default), or whole unseen categories")
+    p.add_argument("--val", metavar="SUBCATS", default=None,
+                   help="validate on exactly these sub-categories (comma-separated, e.g. "
+                        "boat1,person2) instead of a --hold-out split")
 
     p = sub.add_parser("export", help="write the deployment package of a trained run")
     p.add_argument("run", help="run folder written by `codesign train`")
@@ -206,7 +209,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a board service to measure on (repeatable)")
     p.add_argument("--token-file", help="token file of the board services")
     p.add_argument("--proto-epochs", type=int, default=1, help="QoR prototype epochs")
-    p.add_argument("--cand-epochs", type=int, default=2, help="candidate float epochs")
+    p.add_argument("--cand-epochs", type=int, default=3, help="candidate float epochs")
     p.add_argument("--cand-qat-epochs", type=int, default=1, help="candidate QAT epochs")
     p.add_argument("--final-epochs", type=int, default=6, help="winner float epochs")
     p.add_argument("--final-qat-epochs", type=int, default=2, help="winner QAT epochs")

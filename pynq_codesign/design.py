@@ -103,7 +103,8 @@ INPUT_KEYS = ("channels", "height", "width")
 BUNDLE_KEYS = ("layers",)
 LAYER_KEYS = ("type", "out_channels", "stride", "activation", "weight_format", "out_format")
 PREPROCESS_KEYS = ("source_size", "color_order", "resize", "mean", "std")
-DECODE_KEYS = ("anchors",)
+DECODE_KEYS = ("anchors", "centre_range")
+MAX_CENTRE_RANGE = 4.0      # cells: Decode.centre_range
 
 
 def _int(v: Any, path: str, lo: int | None = None, hi: int | None = None) -> int:
@@ -370,16 +371,32 @@ class Decode:
     confidence. The box is centred at ``((gx + sigmoid(tx)) / GW, (gy + sigmoid(ty)) / GH)``
     with size ``(aw * exp(tw), ah * exp(th))``, all relative to the image; the cell and
     anchor with the highest confidence give the single detected object.
+
+    ``centre_range`` (cells, default 0.5) is how far from its cell's centre a cell may place
+    the box centre: ``gx + 0.5 + centre_range * (2 * sigmoid(tx) - 1)`` (and the same in
+    y). At 0.5 that is the formula above (the centre inside the cell); larger values let a
+    cell beside the object's centre still place the box right (:meth:`centre_offset`).
     """
 
     anchors: tuple[tuple[float, float], ...] = ((0.04, 0.07), (0.10, 0.18))
+    centre_range: float = 0.5
 
     @property
     def channels(self) -> int:
         return 5 * len(self.anchors)
 
     def to_dict(self) -> dict:
-        return {"anchors": [list(a) for a in self.anchors]}
+        d: dict = {"anchors": [list(a) for a in self.anchors]}
+        if self.centre_range != 0.5:
+            d["centre_range"] = self.centre_range
+        return d
+
+    def centre_offset(self, s):
+        """The box centre's place in cells from the cell's corner for ``s = sigmoid(t)``
+        (numpy or torch): ``s`` itself at ``centre_range`` 0.5, exactly as before."""
+        if self.centre_range == 0.5:
+            return s
+        return 0.5 + self.centre_range * (2 * s - 1)
 
 
 @dataclass(frozen=True)
@@ -571,7 +588,13 @@ class Network:
                     isinstance(x, (int, float)) and x > 0 for x in a) for a in anchors)):
             raise DesignError(f"{path}.decode.anchors",
                               "must be a non-empty list of [width, height] pairs (> 0)")
-        decode = Decode(tuple((float(a[0]), float(a[1])) for a in anchors))
+        rng = _get(dec, "centre_range", f"{path}.decode", 0.5)
+        if not (isinstance(rng, (int, float)) and not isinstance(rng, bool)
+                and 0.5 <= rng <= MAX_CENTRE_RANGE):
+            raise DesignError(f"{path}.decode.centre_range",
+                              f"must be a number from 0.5 to {MAX_CENTRE_RANGE} (cells), "
+                              f"got {rng!r}")
+        decode = Decode(tuple((float(a[0]), float(a[1])) for a in anchors), float(rng))
         net = cls(ch, h, w, tuple(bundles), in_fmt, w_fmt, f_fmt, prep, decode)
         last = net.layers[-1]
         if last.type == "pool" or net.output_shape[0] != decode.channels:

@@ -94,8 +94,8 @@ def decode(out: np.ndarray, dec: Decode) -> tuple[np.ndarray, float]:
     gx, a = divmod(rem, na)
     tx, ty, tw, th, conf = v[gy, gx, a]
     aw, ah = dec.anchors[a]
-    cx = (gx + _sigmoid(tx)) / gw
-    cy = (gy + _sigmoid(ty)) / gh
+    cx = (gx + dec.centre_offset(_sigmoid(tx))) / gw
+    cy = (gy + dec.centre_offset(_sigmoid(ty))) / gh
     bw = aw * np.exp(np.clip(tw, -8, 8))
     bh = ah * np.exp(np.clip(th, -8, 8))
     box = np.clip(np.array([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2]), 0.0, 1.0)

@@ -72,11 +72,23 @@ def _bad(mutate):
     (lambda d: d.pop("overlay"), "overlay"),
     (lambda d: d.update(schema_version=7), "schema_version"),
     (lambda d: d["overlay"].update(clock_mhz=400), "overlay.clock_mhz"),
+    (lambda d: d["network"]["decode"].update(centre_range=0.2), "network.decode.centre_range"),
+    (lambda d: d["network"]["decode"].update(centre_range="2"), "network.decode.centre_range"),
 ])
 def test_validation_names_field(mutate, field):
     e = _bad(mutate)
     assert e.field == field, str(e)
     assert e.reason
+
+
+def test_decode_centre_range_round_trips_and_defaults_to_the_cell():
+    d = load_design("dnn-a").to_dict()
+    assert "centre_range" not in d["network"]["decode"]        # 0.5: files stay as they were
+    assert Design.from_dict(d).network.decode.centre_range == 0.5
+    d["network"]["decode"]["centre_range"] = 1.5
+    back = Design.from_dict(d)
+    assert back.network.decode.centre_range == 1.5
+    assert back.to_dict()["network"]["decode"]["centre_range"] == 1.5
 
 
 def test_fits_names_what_does_not_fit():

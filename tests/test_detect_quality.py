@@ -2,6 +2,7 @@
 augmentation, fitted anchors, the selection loss, the LR schedule, the trained budget."""
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -50,6 +51,17 @@ def test_category_hold_out_and_fallback():
     assert split_by_subcategory(single, 0.2, seed=0).mode == "category"
     with pytest.raises(Exception, match="hold-out"):
         split_by_subcategory(ds, 0.2, hold_out="nope")
+
+
+def test_named_validation_subcategories():
+    ds = _dataset(SUBS)
+    sp = split_by_subcategory(ds, val_subcategories=["drone1", "boat1"])
+    assert sp.mode == "given" and sp.val_subcategories == ("boat1", "drone1")
+    assert {s.subcategory for s in sp.val} == {"boat1", "drone1"} and len(sp.train) == 70
+    with pytest.raises(Exception, match="boat9 not in .* it has boat1, boat2"):
+        split_by_subcategory(ds, val_subcategories=["boat9"])
+    with pytest.raises(Exception, match="nothing to train on"):
+        split_by_subcategory(ds, val_subcategories=list(SUBS))
 
 
 def test_augmentation_keeps_the_box_on_the_object():
@@ -142,6 +154,11 @@ def test_bench_detection_helpers():
     designs = b.rank_designs(8)
     assert len(designs) == 8 and len({d.name for d in designs}) == 8
     assert len({d.network.macs() for d in designs}) >= 6            # they differ in size
+    drawn = b.space_designs(4)
+    assert [d.name for d in drawn] == [f"space-{i}" for i in range(4)]
+    assert len({json.dumps(d.network.to_dict(), sort_keys=True) for d in drawn}) == 4
+    assert all(d.network.macs() <= 300e6 for d in drawn)
+    assert [d.to_dict() for d in b.space_designs(4)] == [d.to_dict() for d in drawn]
     truth = np.array([[0.1, 0.1, 0.3, 0.3], [0.5, 0.5, 0.7, 0.9]])
     pred = np.array([[0.1, 0.1, 0.3, 0.3], [0.0, 0.0, 0.1, 0.1]])
     d = b.diagnose(pred, truth, ["car1/0001", "boat1/0001"])

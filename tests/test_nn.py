@@ -167,8 +167,10 @@ def test_calibration_picks_int_bits_from_ranges():
 
 # --- decoding and loss -----------------------------------------------------------------
 
-def test_best_boxes_match_prepost_decode():
-    d = tiny_design().network.decode
+@pytest.mark.parametrize("centre_range", [0.5, 1.5])
+def test_best_boxes_match_prepost_decode(centre_range):
+    from dataclasses import replace
+    d = replace(tiny_design().network.decode, centre_range=centre_range)
     torch.manual_seed(2)
     out = torch.randn(3, 10, 4, 6, dtype=torch.float64) * 3
     boxes, conf = best_boxes(out, d)
@@ -187,12 +189,15 @@ def test_assign_responsible_cell_and_anchor():
     assert torch.allclose(t.twh[0], torch.zeros(2), atol=1e-5)
 
 
-@pytest.mark.parametrize("neighbours, drop", [(0.0, 10), (1.5, 3)])
-def test_loss_decreases_when_fitting_one_box(neighbours, drop):
-    """Free head outputs fit two boxes. With neighbour cells the loss keeps a floor (a
-    neighbour cannot put the centre outside itself), but the decoded box is as good."""
+@pytest.mark.parametrize("neighbours, centre_range, drop",
+                         [(0.0, 0.5, 10), (1.5, 0.5, 3), (1.5, 1.5, 10)])
+def test_loss_decreases_when_fitting_one_box(neighbours, centre_range, drop):
+    """Free head outputs fit two boxes. With neighbour cells the loss keeps a floor when a
+    neighbour cannot put the centre outside itself (centre range 0.5), but the decoded box
+    is as good; with a centre range that reaches the centre from every neighbour, no floor."""
+    from dataclasses import replace
     from host_search.nn import LossWeights
-    d = tiny_design().network.decode
+    d = replace(tiny_design().network.decode, centre_range=centre_range)
     w = LossWeights(neighbours=neighbours)
     torch.manual_seed(0)
     out = torch.zeros(2, 10, 4, 6, requires_grad=True)

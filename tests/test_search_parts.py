@@ -167,3 +167,10 @@ def test_bad_input_one_line_exit_2(tiny_data, tmp_path):
     _one_line_error(_cli("search", "--resume", str(bad)))
     assert (bad / "journal.sqlite").read_bytes() == b"garbage" * 1000
     _one_line_error(_cli("search", "report", str(bad)))
+
+
+def test_fast_trainings_take_smaller_batches():
+    from host_search.executors import FAST_BATCH, batch_size_for
+    assert batch_size_for(180) == 8 and batch_size_for(180, fast=True) == FAST_BATCH < 8
+    assert batch_size_for(40) == 5 and batch_size_for(10) == 4       # >= 8 steps, down to 4
+    assert batch_size_for(10, fast=True) == min(4, FAST_BATCH)

@@ -154,6 +154,8 @@ def test_load_data_uses_the_loader_and_caches(tmp_path):
     assert len(cached) == 2
     again = load_data(tmp_path / "data", d, seed=0, cache_dir=tmp_path / "cache")
     assert np.array_equal(again.train_x, data.train_x)
+    named = load_data(tmp_path / "data", d, val_subcategories=["boat1"])
+    assert named.info["split"] == "given" and named.info["val_subcategories"] == ["boat1"]
 
 
 def test_cli_user_errors(tmp_path, capsys):
@@ -165,6 +167,12 @@ def test_cli_user_errors(tmp_path, capsys):
     assert "missing" in capsys.readouterr().err
     assert cli_main(["train", "dnn-a", "--data", str(tmp_path), "--epochs", "-1", "--out",
                      str(tmp_path / "r")]) == 2
+    from host_search.data.synth import generate
+    generate(tmp_path / "data", 4, 3)
+    capsys.readouterr()
+    assert cli_main(["train", "dnn-a", "--data", str(tmp_path / "data"), "--val", "boat9",
+                     "--out", str(tmp_path / "r")]) == 2
+    assert "boat9 not in" in capsys.readouterr().err
 
 
 def test_no_qat_epochs_still_calibrates_and_finishes(tmp_path):

@@ -296,7 +296,8 @@ class Split:
     * ``"category"``: whole categories held out (every sub-category of an object kind);
       also the fallback when no category has two sub-categories;
     * ``"image"``: the fallback on a data set with a single sub-category, where the last
-      images (in file order) are held out.
+      images (in file order) are held out;
+    * ``"given"``: the sub-categories the caller named.
     """
 
     train: Dataset
@@ -310,7 +311,8 @@ def _category(sub: str) -> str:
 
 
 def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2, seed: int = 0,
-                         hold_out: str = "subcategory") -> Split:
+                         hold_out: str = "subcategory",
+                         val_subcategories: Sequence[str] = ()) -> Split:
     """Split so that no sub-category is on both sides; deterministic for a seed.
 
     ``hold_out="subcategory"`` (default): the sub-categories of categories that have two or
@@ -325,7 +327,13 @@ def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2, seed: int 
     category, its sub-categories are held out the same way; with a single sub-category,
     its last ``val_fraction`` of images (at least one), since consecutive frames of one
     sequence are the least alike. ``mode`` says which split was made.
+
+    ``val_subcategories`` (non-empty): exactly these sub-categories are validated on (mode
+    ``"given"``; ``hold_out``, ``val_fraction`` and ``seed`` are then unused), e.g. to
+    compare with a result measured on a known split.
     """
+    if val_subcategories:
+        return _given_split(dataset, val_subcategories)
     if hold_out not in HOLD_OUT_MODES:
         raise DataError(f"hold-out mode must be one of {', '.join(HOLD_OUT_MODES)}, got "
                         f"{hold_out!r}")
@@ -376,6 +384,22 @@ def split_by_subcategory(dataset: Dataset, val_fraction: float = 0.2, seed: int 
     train = [n for n in names if n not in val]
     return Split(train=dataset.select(train), val=dataset.select(val), mode=mode,
                  val_subcategories=tuple(sorted(val)))
+
+
+def _given_split(dataset: Dataset, val_subcategories: Sequence[str]) -> Split:
+    names = dataset.subcategories
+    val = sorted(set(val_subcategories))
+    unknown = [n for n in val if n not in names]
+    if unknown:
+        raise DataError(f"validation sub-categor{'ies' if len(unknown) > 1 else 'y'} "
+                        f"{', '.join(unknown)} not in {dataset.root}; it has "
+                        f"{', '.join(names)}")
+    train = [n for n in names if n not in val]
+    if not train:
+        raise DataError(f"validating on every sub-category of {dataset.root} leaves nothing "
+                        "to train on; name fewer")
+    return Split(train=dataset.select(train), val=dataset.select(val), mode="given",
+                 val_subcategories=tuple(val))
 
 
 # ---------------------------------------------------------------------------

@@ -10,12 +10,14 @@ The last layer (a PW-Conv1) gives per grid cell ``anchors x (tx, ty, tw, th, con
 the *responsible* cell is the one holding the box centre and the responsible anchor the one
 whose shape matches the box best (IoU of centred boxes); its confidence learns 1 by binary
 cross-entropy and every other cell/anchor learns 0 (mean over them, weighted); its box
-learns ``sigmoid(tx), sigmoid(ty)`` = the centre's offset in the cell and ``tw, th`` =
+learns ``sigmoid(tx), sigmoid(ty)`` that place the true centre
+(:meth:`~pynq_codesign.design.Decode.centre_offset`) and ``tw, th`` =
 ``log(size / anchor)`` (squared errors), plus optionally ``1 - GIoU`` of the decoded box;
 a softmax cross-entropy over all cells and anchors trains the choice the decoder makes.
 With ``neighbours`` the box is trained at the cells around the true centre too (the
-centre target clamped into each cell), so that the box is right wherever near the centre
-the decoder's arg-max lands; each image weighs the same however many cells it trains.
+centre target is the true centre where the decoder's ``centre_range`` reaches it, else the
+nearest point it reaches), so that the box is right wherever near the centre the decoder's
+arg-max lands; each image weighs the same however many cells it trains.
 """
 from __future__ import annotations
 
@@ -47,8 +49,8 @@ def decode_all(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tens
     gy = torch.arange(gh, dtype=out.dtype, device=out.device).view(1, gh, 1, 1)
     gx = torch.arange(gw, dtype=out.dtype, device=out.device).view(1, 1, gw, 1)
     anchors = torch.tensor(dec.anchors, dtype=out.dtype, device=out.device)
-    cx = (gx + torch.sigmoid(v[..., 0])) / gw
-    cy = (gy + torch.sigmoid(v[..., 1])) / gh
+    cx = (gx + dec.centre_offset(torch.sigmoid(v[..., 0]))) / gw
+    cy = (gy + dec.centre_offset(torch.sigmoid(v[..., 1]))) / gh
     bw = anchors[:, 0] * torch.exp(torch.clamp(v[..., 2], -T_CLIP, T_CLIP))
     bh = anchors[:, 1] * torch.exp(torch.clamp(v[..., 3], -T_CLIP, T_CLIP))
     box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
@@ -60,8 +62,8 @@ def _decode_at(v: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, a: torch.Ten
     """The boxes ``[N, 4]`` of the cells ``(gy, gx)``, anchors ``a`` with outputs ``v [N, 5]``:
     :func:`decode_all` for one cell per image (the loss needs no other)."""
     anchors = torch.tensor(dec.anchors, dtype=v.dtype, device=v.device)[a]
-    cx = (gx.to(v.dtype) + torch.sigmoid(v[:, 0])) / gw
-    cy = (gy.to(v.dtype) + torch.sigmoid(v[:, 1])) / gh
+    cx = (gx.to(v.dtype) + dec.centre_offset(torch.sigmoid(v[:, 0]))) / gw
+    cy = (gy.to(v.dtype) + dec.centre_offset(torch.sigmoid(v[:, 1]))) / gh
     bw = anchors[:, 0] * torch.exp(torch.clamp(v[:, 2], -T_CLIP, T_CLIP))
     bh = anchors[:, 1] * torch.exp(torch.clamp(v[:, 3], -T_CLIP, T_CLIP))
     box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
@@ -195,7 +197,8 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
     vb = v[ii, yy, xx, aa]                                                # [P, 5]
     cx = (bx[ii, 0] + bx[ii, 2]) / 2 * gw - xx.to(out.dtype)
     cy = (bx[ii, 1] + bx[ii, 3]) / 2 * gh - yy.to(out.dtype)
-    txy = torch.stack([cx, cy], dim=1).clamp(0.0, 1.0)    # the nearest point of the cell
+    r = dec.centre_range                  # sigmoid(t) that places the centre there, or
+    txy = (0.5 + (torch.stack([cx, cy], dim=1) - 0.5) / (2 * r)).clamp(0.0, 1.0)  # nearest
     anchor_wh = torch.tensor(dec.anchors, dtype=out.dtype, device=dev)[aa]
     twh = torch.log((bx[ii, 2:] - bx[ii, :2]).clamp(min=1e-6) / anchor_wh)
     l_xy = (per_image * ((torch.sigmoid(vb[:, :2]) - txy) ** 2).sum(1)).sum()
