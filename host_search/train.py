@@ -169,10 +169,10 @@ def reduced_design(design: Design, factor: int = 2) -> Design:
         raise TrainError(f"fast mode cannot shrink {design.name}'s input by {factor}: {e}")
 
 
-def with_anchors(design: Design, anchors) -> Design:
-    """A copy of ``design`` whose decoder uses ``anchors`` (same number of anchors)."""
-    net = replace(design.network, decode=replace(design.network.decode,
-                                                 anchors=tuple(tuple(a) for a in anchors)))
+def with_decode(design: Design, **changes) -> Design:
+    """A copy of ``design`` whose decoder has ``changes`` (fields of
+    :class:`pynq_codesign.design.Decode`: ``anchors``, ``centre_range``)."""
+    net = replace(design.network, decode=replace(design.network.decode, **changes))
     return Design(design.name, design.overlay, net, design.description)
 
 
@@ -419,7 +419,8 @@ class _Ema:
         self._pairs = [(self.shadow[k], v) for k, v in live.items()]
 
     @torch.no_grad()
-    def update(self, model: DetectionNet) -> None:
+    def update(self) -> None:
+        """One step's averaging (of the model given at construction)."""
         self.updates += 1
         d = min(self.decay, (1 + self.updates) / (10 + self.updates))
         for avg, v in self._pairs:
@@ -466,7 +467,7 @@ def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sc
         opt.step()
         sched.step()
         if ema is not None:
-            ema.update(model)
+            ema.update()
         pred, _ = best_boxes(out.detach().double(), model.network.decode)
         ious.append(mean_iou(pred.numpy(), boxes) * len(idx))
         total += float(loss.detach()) * len(idx)
@@ -512,13 +513,10 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
     run.mkdir(parents=True, exist_ok=True)
     ck_path = run / CHECKPOINT
     if cfg.centre_range is not None:
-        design = Design(design.name, design.overlay, replace(
-            design.network, decode=replace(design.network.decode,
-                                           centre_range=float(cfg.centre_range))),
-            design.description)
+        design = with_decode(design, centre_range=float(cfg.centre_range))
     if cfg.fit_anchors:
-        design = with_anchors(design, fit_anchors(data.train_boxes,
-                                                  len(design.network.decode.anchors)))
+        design = with_decode(design, anchors=fit_anchors(data.train_boxes,
+                                                         len(design.network.decode.anchors)))
     key = {"config": cfg.key(), "design": design.to_dict(),
            "data": {k: data.info.get(k) for k in ("data", "train_images", "val_images",
                                                  "val_keys")}}

@@ -398,6 +398,12 @@ class Decode:
             return s
         return 0.5 + self.centre_range * (2 * s - 1)
 
+    def centre_sigmoid(self, offset):
+        """The inverse of :meth:`centre_offset`: the ``sigmoid(t)`` that places the centre
+        ``offset`` cells from the cell's corner (outside 0..1 where the range does not
+        reach it; the caller clamps)."""
+        return 0.5 + (offset - 0.5) / (2 * self.centre_range)
+
 
 @dataclass(frozen=True)
 class LayerShape:

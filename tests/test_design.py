@@ -89,6 +89,9 @@ def test_decode_centre_range_round_trips_and_defaults_to_the_cell():
     back = Design.from_dict(d)
     assert back.network.decode.centre_range == 1.5
     assert back.to_dict()["network"]["decode"]["centre_range"] == 1.5
+    dec = back.network.decode
+    for off in (-1.0, 0.25, 0.5, 2.0):                  # centre_sigmoid inverts centre_offset
+        assert abs(dec.centre_offset(dec.centre_sigmoid(off)) - off) < 1e-12
 
 
 def test_fits_names_what_does_not_fit():

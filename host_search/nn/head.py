@@ -197,8 +197,8 @@ def detection_loss(out: torch.Tensor, boxes: torch.Tensor, dec: Decode,
     vb = v[ii, yy, xx, aa]                                                # [P, 5]
     cx = (bx[ii, 0] + bx[ii, 2]) / 2 * gw - xx.to(out.dtype)
     cy = (bx[ii, 1] + bx[ii, 3]) / 2 * gh - yy.to(out.dtype)
-    r = dec.centre_range                  # sigmoid(t) that places the centre there, or
-    txy = (0.5 + (torch.stack([cx, cy], dim=1) - 0.5) / (2 * r)).clamp(0.0, 1.0)  # nearest
+    # sigmoid(t) that places the centre there, or the nearest point the cell reaches
+    txy = dec.centre_sigmoid(torch.stack([cx, cy], dim=1)).clamp(0.0, 1.0)
     anchor_wh = torch.tensor(dec.anchors, dtype=out.dtype, device=dev)[aa]
     twh = torch.log((bx[ii, 2:] - bx[ii, :2]).clamp(min=1e-6) / anchor_wh)
     l_xy = (per_image * ((torch.sigmoid(vb[:, :2]) - txy) ** 2).sum(1)).sum()
