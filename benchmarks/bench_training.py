@@ -40,8 +40,9 @@ def throughput(design: Design, quantized: bool, steps: int, batch: int, threads:
         return _throughput(design, quantized, steps, batch, profile)
 
 
-def _throughput(design: Design, quantized: bool, steps: int, batch: int,
-                profile: bool) -> float:
+def training_step(design: Design, quantized: bool, batch: int):
+    """One training step (forward + backward + Adam) of ``design`` on a random batch, as a
+    function: float, or QAT on a folded, calibrated copy."""
     torch.manual_seed(0)
     net = design.network
     m = build_model(design)
@@ -62,7 +63,12 @@ def _throughput(design: Design, quantized: bool, steps: int, batch: int,
         opt.zero_grad()
         loss.backward()
         opt.step()
+    return step
 
+
+def _throughput(design: Design, quantized: bool, steps: int, batch: int,
+                profile: bool) -> float:
+    step = training_step(design, quantized, batch)
     step()                                    # warm-up
     prof = torch.profiler.profile() if profile else contextlib.nullcontext()
     with prof:

@@ -150,7 +150,7 @@ class DetectionNet(nn.Module):
                 b = fake_quant(u.conv.bias, bias_format(fin, wf, ov.bias_bits), r, False)
                 y = F.conv2d(x, w, b, u.stride, u.padding, 1, u.groups)
                 y = _activate(y, u.activation, relu6_limit(af) * 2.0 ** -af)
-                x = fake_quant(y, fout, r, narrow)
+                x = fake_quant(y, fout, r, narrow, nonnegative=u.activation in ("relu", "relu6"))
             else:
                 x = u(x)
             if keep:
