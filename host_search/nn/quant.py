@@ -75,7 +75,7 @@ def fake_quant(x: torch.Tensor, fmt: FixedFormat, rounding: Rounding | str,
     vectorised torch operations, the last three in place, and the backward pass is one
     multiply by the saved range mask. On a 7.4 M-value map this is 1.8x faster, forward and
     backward, than torch's fused ``fake_quantize_per_tensor_affine`` (a scalar rounding
-    loop), and a QAT step of DNN-A 1.2x faster (``benchmarks/bench_fake_quant.py``;
+    loop), and a QAT step of DNN-A 1.4x faster (``benchmarks/bench_fake_quant.py``;
     docs/training.md, "Speed").
     """
     mode = Rounding(rounding)
