@@ -32,7 +32,10 @@ candidates by their fast IoU); with several ``--seeds`` also that of the means o
 seeds. ``--rank-from space`` draws the designs from the search space as the random search
 does (bundles, depth, widths, bit widths, input size: what the search actually ranks);
 ``references`` (default) takes DNN-A, -C and -B at full, half and quarter width. It takes K
-full trainings per seed: long. ``--design ''`` runs the rank check alone.
+full trainings per seed: long. ``--design ''`` runs the rank check alone. ``--rank-eval DIR``
+also scores every fast and full network on the labelled images of DIR (integer-exact) and
+correlates those: the validation split has 4 scenes, which bounds how finely any ranking on
+it can be measured; a held-out set with one scene of each kind measures it finer.
 """
 from __future__ import annotations
 
@@ -89,6 +92,10 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--rank-fast-batch", type=int, default=None, metavar="B",
                     help="mini-batch of the fast trainings (default: the search's, "
                          "host_search.executors.batch_size_for(images, fast=True))")
+    ap.add_argument("--rank-eval", type=Path, default=None, metavar="DIR",
+                    help="also score the rank check's fast and full networks on every "
+                         "labelled image in DIR (e.g. a held-out set with more scenes than "
+                         "the validation split) and correlate those scores too")
     ap.add_argument("--rank-from", choices=("references", "space"), default="references",
                     help="the rank check's designs: width variants of DNN-A/B/C, or drawn "
                          "from the search space as the random search draws them")
@@ -312,14 +319,20 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
     e, q = args.epochs, args.qat_epochs
     ff = args.rank_fast_factor
     out = {"designs": [d.name for d in designs], "seeds": {}}
+    ev = args.rank_eval
+    ev_tag = "" if ev is None else ev.name
+    if ev is not None:
+        out["eval"] = str(ev)
     for seed in seeds:
         print(f"\nfast vs full: {len(designs)} designs ({args.rank_from}); fast: {fe} float + "
               f"{fq} QAT epochs at 1/{ff} of the input size, full: {e} + {q} epochs; seed "
               f"{seed} [measured, synthetic set]")
-        print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9} {'batch f/F':>9}")
-        fast, full = [], []
+        extra = "" if ev is None else f" {'fast ' + ev_tag:>12} {'full ' + ev_tag:>12}"
+        print(f"{'design':<14} {'M MACs':>7} {'fast IoU':>9} {'full IoU':>9} {'batch f/F':>9}"
+              + extra)
+        fast, full, ev_fast, ev_full = [], [], [], []
         for d in designs:
-            vals, batches = [], []
+            vals, batches, ev_vals = [], [], []
             for is_fast in (True, False):
                 dd = T.reduced_design(d, ff) if is_fast else d
                 ep, qa = (fe, fq) if is_fast else (e, q)
@@ -335,22 +348,44 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
                                             fast=is_fast))
                 vals.append(res.fixed_iou)
                 batches.append(batch)
+                if ev is not None:
+                    codes, boxes = T.load_images(ev, dd, cache_dir=work / "cache")
+                    ev_vals.append(T.evaluate(T.integer_exact_copy(res.model), data, codes,
+                                              boxes))
             fast.append(vals[0])
             full.append(vals[1])
-            print(f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} "
-                  f"{vals[1]:>9.3f} {batches[0]:>4}/{batches[1]:<4}", flush=True)
-        rho = spearman(fast, full)
-        print(f"Spearman rank correlation fast vs full (fixed-point IoU), seed {seed}: "
-              f"{rho:.2f} (goal >= 0.7)")
-        out["seeds"][seed] = {"fast": fast, "full": full, "spearman": rho}
+            row = (f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} "
+                   f"{vals[1]:>9.3f} {batches[0]:>4}/{batches[1]:<4}")
+            if ev is not None:
+                ev_fast.append(ev_vals[0])
+                ev_full.append(ev_vals[1])
+                row += f" {ev_vals[0]:>12.3f} {ev_vals[1]:>12.3f}"
+            print(row, flush=True)
+        out["seeds"][seed] = res_seed = {"fast": fast, "full": full}
+        if ev is not None:
+            res_seed.update(eval_fast=ev_fast, eval_full=ev_full)
+        for name, a, b in _rank_pairs(res_seed, ev_tag):
+            rho = spearman(a, b)
+            res_seed["spearman" if name == "validation" else "spearman_eval"] = rho
+            print(f"Spearman rank correlation fast vs full (fixed-point IoU, {name}), seed "
+                  f"{seed}: {rho:.2f} (goal >= 0.7)")
     if len(seeds) > 1:
-        mf = np.mean([v["fast"] for v in out["seeds"].values()], axis=0)
-        mF = np.mean([v["full"] for v in out["seeds"].values()], axis=0)
-        out["spearman_of_means"] = spearman(mf, mF)
-        print(f"Spearman rank correlation of the means over seeds {seeds}: "
-              f"{out['spearman_of_means']:.2f} (goal >= 0.7); full IoU of the means: "
-              + ", ".join(f"{n} {v:.3f}" for n, v in zip(out["designs"], mF)))
+        means = {k: np.mean([v[k] for v in out["seeds"].values()], axis=0)
+                 for k in out["seeds"][seeds[0]] if not k.startswith("spearman")}
+        for name, a, b in _rank_pairs(means, ev_tag):
+            rho = spearman(a, b)
+            out["spearman_of_means" if name == "validation" else "spearman_of_means_eval"] = rho
+            print(f"Spearman rank correlation of the means over seeds {seeds} ({name}): "
+                  f"{rho:.2f} (goal >= 0.7); full IoU of the means: "
+                  + ", ".join(f"{n} {v:.3f}" for n, v in zip(out["designs"], b)))
     return out
+
+
+def _rank_pairs(res: dict, ev_tag: str):
+    """(name, fast IoUs, full IoUs) on the validation split and, when scored, on --rank-eval."""
+    yield "validation", res["fast"], res["full"]
+    if "eval_fast" in res:
+        yield ev_tag, res["eval_fast"], res["eval_full"]
 
 
 if __name__ == "__main__":

@@ -244,6 +244,16 @@ def load_data(data_dir: str | Path, design: Design, seed: int = 0, val_fraction:
     return TrainData(tx, tb, vx, vb, design.network.input_format, info)
 
 
+def load_images(data_dir: str | Path, design: Design, cache_dir: str | Path | None = None
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """Every labelled image of a data set folder, unsplit, as ``design``'s input codes and
+    boxes (e.g. a held-out set to score a trained model on with :func:`evaluate`)."""
+    from .data import load_dataset
+    ds = load_dataset(data_dir)
+    return _encode(ds.samples, design, Path(cache_dir) if cache_dir is not None else None,
+                   "eval")
+
+
 # ---------------------------------------------------------------------------
 # Evaluation.
 # ---------------------------------------------------------------------------

@@ -173,6 +173,34 @@ def test_bench_detection_helpers():
     assert d["per_subcategory"] == {"boat1": 0.0, "car1": 1.0}
 
 
+def test_rank_check_scores_the_extra_set(tmp_path, monkeypatch):
+    """``--rank-eval``: every fast and full network is also scored on another folder, and
+    the correlations on both are printed and written."""
+    from dataclasses import replace
+    from host_search.data.synth import generate
+    from tests.helpers import tiny_design
+    generate(tmp_path / "data", 10, 3)
+    generate(tmp_path / "held", 4, 5)
+    b = _bench()
+    d = tiny_design()
+    monkeypatch.setattr(b, "rank_designs", lambda k: [replace(d, name="t0"),
+                                                      replace(d, name="t1")])
+    out = tmp_path / "rank.json"
+    assert b.main(["--design", "", "--rank", "8", "--data", str(tmp_path / "data"),
+                   "--epochs", "1", "--qat-epochs", "1", "--rank-fast-epochs", "1+1",
+                   "--threads", "1", "--seeds", "1,2", "--rank-eval", str(tmp_path / "held"),
+                   "--work", str(tmp_path / "work"), "--json", str(out)]) == 0
+    rank = json.loads(out.read_text())["rank"]
+    assert rank["eval"] == str(tmp_path / "held")
+    for seed in ("1", "2"):
+        r = rank["seeds"][seed]
+        assert len(r["eval_fast"]) == len(r["eval_full"]) == 2
+        assert all(0.0 <= v <= 1.0 for v in r["eval_fast"] + r["eval_full"])
+        # a tiny network may score 0 everywhere: then the correlation is undefined (nan)
+        assert all(v != v or -1.0 <= v <= 1.0 for v in (r["spearman_eval"], r["spearman"]))
+    assert "spearman_of_means_eval" in rank
+
+
 def test_neighbour_cells_learn_the_box_too():
     """With ``neighbours`` the cells next to the true centre get a box gradient (the board
     may pick one of them); without it only the responsible cell does."""

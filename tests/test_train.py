@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
-from host_search.train import (TrainConfig, TrainData, TrainError, load_data, load_run,
-                               reduced_design, train)
+from host_search.train import (TrainConfig, TrainData, TrainError, load_data, load_images,
+                               load_run, reduced_design, train)
 from pynq_codesign.cli import main as cli_main
 from pynq_codesign.design import Design, load_design
 from pynq_codesign.fixedpoint import FixedFormat
@@ -156,6 +156,10 @@ def test_load_data_uses_the_loader_and_caches(tmp_path):
     assert np.array_equal(again.train_x, data.train_x)
     named = load_data(tmp_path / "data", d, val_subcategories=["boat1"])
     assert named.info["split"] == "given" and named.info["val_subcategories"] == ["boat1"]
+    codes, boxes = load_images(tmp_path / "data", d)      # every image, unsplit
+    both = np.concatenate([data.train_x, data.val_x])
+    assert codes.shape == both.shape and len(boxes) == 6
+    assert sorted(map(bytes, codes)) == sorted(map(bytes, both))
 
 
 def test_cli_user_errors(tmp_path, capsys):
