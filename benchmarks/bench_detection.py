@@ -287,7 +287,7 @@ def main(argv=None) -> int:
                    "designs": []}
         load_kw = {} if args.split is None else {"hold_out": args.split}
         if args.val:
-            load_kw["val_subcategories"] = [v.strip() for v in args.val.split(",") if v.strip()]
+            load_kw["val_subcategories"] = T.parse_names(args.val)
         for name in [n.strip() for n in args.design.split(",") if n.strip()]:
             design = load_design(name)
             if args.fast:

@@ -723,7 +723,7 @@ def main(args: argparse.Namespace) -> int:
     cfg = TrainConfig(epochs=args.epochs, qat_epochs=args.qat_epochs, seed=args.seed,
                       batch_size=args.batch_size, lr=args.lr, fast=args.fast,
                       hold_out=getattr(args, "hold_out", "subcategory"),
-                      val_subcategories=_names(getattr(args, "val", None)))
+                      val_subcategories=parse_names(getattr(args, "val", None)))
     cfg.validate()
     if cfg.fast:
         design = reduced_design(design)
@@ -746,7 +746,7 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def _names(csv: str | None) -> tuple[str, ...]:
+def parse_names(csv: str | None) -> tuple[str, ...]:
     """``"boat1, person2"`` -> ``("boat1", "person2")``; ``None`` -> ``()``."""
     return tuple(n.strip() for n in (csv or "").split(",") if n.strip())
 

@@ -49,12 +49,7 @@ def decode_all(out: torch.Tensor, dec: Decode) -> tuple[torch.Tensor, torch.Tens
     gy = torch.arange(gh, dtype=out.dtype, device=out.device).view(1, gh, 1, 1)
     gx = torch.arange(gw, dtype=out.dtype, device=out.device).view(1, 1, gw, 1)
     anchors = torch.tensor(dec.anchors, dtype=out.dtype, device=out.device)
-    cx = (gx + dec.centre_offset(torch.sigmoid(v[..., 0]))) / gw
-    cy = (gy + dec.centre_offset(torch.sigmoid(v[..., 1]))) / gh
-    bw = anchors[:, 0] * torch.exp(torch.clamp(v[..., 2], -T_CLIP, T_CLIP))
-    bh = anchors[:, 1] * torch.exp(torch.clamp(v[..., 3], -T_CLIP, T_CLIP))
-    box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
-    return torch.clamp(box, 0.0, 1.0), v[..., 4]
+    return _boxes(v, gx, gy, anchors, dec, gh, gw), v[..., 4]
 
 
 def _decode_at(v: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, a: torch.Tensor,
@@ -62,10 +57,18 @@ def _decode_at(v: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, a: torch.Ten
     """The boxes ``[N, 4]`` of the cells ``(gy, gx)``, anchors ``a`` with outputs ``v [N, 5]``:
     :func:`decode_all` for one cell per image (the loss needs no other)."""
     anchors = torch.tensor(dec.anchors, dtype=v.dtype, device=v.device)[a]
-    cx = (gx.to(v.dtype) + dec.centre_offset(torch.sigmoid(v[:, 0]))) / gw
-    cy = (gy.to(v.dtype) + dec.centre_offset(torch.sigmoid(v[:, 1]))) / gh
-    bw = anchors[:, 0] * torch.exp(torch.clamp(v[:, 2], -T_CLIP, T_CLIP))
-    bh = anchors[:, 1] * torch.exp(torch.clamp(v[:, 3], -T_CLIP, T_CLIP))
+    return _boxes(v, gx.to(v.dtype), gy.to(v.dtype), anchors, dec, gh, gw)
+
+
+def _boxes(v: torch.Tensor, gx: torch.Tensor, gy: torch.Tensor, anchors: torch.Tensor,
+           dec: Decode, gh: int, gw: int) -> torch.Tensor:
+    """The decoder's box formula (:func:`pynq_codesign.prepost.decode`) in torch: boxes
+    ``[..., 4]`` clipped to 0..1 from outputs ``v[..., 0:4]`` at cells ``(gy, gx)`` with
+    anchor sizes ``anchors[..., 0:2]`` (all broadcast against each other)."""
+    cx = (gx + dec.centre_offset(torch.sigmoid(v[..., 0]))) / gw
+    cy = (gy + dec.centre_offset(torch.sigmoid(v[..., 1]))) / gh
+    bw = anchors[..., 0] * torch.exp(torch.clamp(v[..., 2], -T_CLIP, T_CLIP))
+    bh = anchors[..., 1] * torch.exp(torch.clamp(v[..., 3], -T_CLIP, T_CLIP))
     box = torch.stack([cx - bw / 2, cy - bh / 2, cx + bw / 2, cy + bh / 2], dim=-1)
     return torch.clamp(box, 0.0, 1.0)
 

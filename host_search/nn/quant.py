@@ -20,28 +20,19 @@ import torch
 from pynq_codesign.fixedpoint import FixedFormat, Rounding
 
 
-def round_mode(x: torch.Tensor, rounding: Rounding | str) -> torch.Tensor:
+def round_mode(x: torch.Tensor, rounding: Rounding | str, inplace: bool = False
+               ) -> torch.Tensor:
     """Round to integers with a :class:`Rounding` mode (same semantics as
-    :func:`pynq_codesign.fixedpoint.round_real`)."""
+    :func:`pynq_codesign.fixedpoint.round_real`); ``inplace`` rounds ``x`` itself where torch
+    has the in-place operation (for a fresh tensor)."""
     mode = Rounding(rounding)
-    if mode is Rounding.HALF_EVEN:
-        return torch.round(x)               # ties to even
+    if mode is Rounding.HALF_EVEN:          # ties to even
+        return x.round_() if inplace else torch.round(x)
     if mode is Rounding.FLOOR:
-        return torch.floor(x)
+        return x.floor_() if inplace else torch.floor(x)
     if mode is Rounding.TOWARD_ZERO:
-        return torch.trunc(x)
+        return x.trunc_() if inplace else torch.trunc(x)
     return torch.sign(x) * torch.floor(torch.abs(x) + 0.5)   # ties away from zero
-
-
-def _round_(x: torch.Tensor, mode: Rounding) -> torch.Tensor:
-    """:func:`round_mode` in place where torch has the operation (``x`` is a fresh tensor)."""
-    if mode is Rounding.HALF_EVEN:
-        return x.round_()
-    if mode is Rounding.FLOOR:
-        return x.floor_()
-    if mode is Rounding.TOWARD_ZERO:
-        return x.trunc_()
-    return round_mode(x, mode)
 
 
 class _FakeQuant(torch.autograd.Function):
@@ -55,7 +46,7 @@ class _FakeQuant(torch.autograd.Function):
         if not nonnegative:                  # else scaled >= 0 >= lo: no test needed
             inside &= scaled >= lo
         ctx.save_for_backward(inside)
-        return _round_(scaled, Rounding(rounding)).clamp_(lo, hi).mul_(step)
+        return round_mode(scaled, rounding, inplace=True).clamp_(lo, hi).mul_(step)
 
     @staticmethod
     def backward(ctx, grad):
