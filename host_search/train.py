@@ -382,6 +382,16 @@ def _save_checkpoint(path: Path, state: dict) -> None:
     os.replace(tmp, path)
 
 
+def _batches(order: np.ndarray, size: int) -> list[np.ndarray]:
+    """An epoch's mini-batches of ``size`` in ``order``. A last batch of one image joins the
+    one before: batch norm cannot train on one value per channel (a network whose map
+    reaches 1x1, at small batches, failed on an odd number of training images)."""
+    batches = [order[i:i + size] for i in range(0, len(order), size)]
+    if size > 1 and len(batches) > 1 and len(batches[-1]) == 1:
+        batches[-2:] = [np.concatenate(batches[-2:])]
+    return batches
+
+
 def _epoch_generator(seed: int, phase: str, epoch: int) -> torch.Generator:
     g = torch.Generator()
     g.manual_seed(seed * 1_000_003 + PHASES.index(phase) * 10_007 + epoch)
@@ -458,7 +468,7 @@ def _train_epoch(model: DetectionNet, data: TrainData, cfg: TrainConfig, opt, sc
     aug = cfg.augmentation()
     fmt = data.input_format
     limits = (fmt.real_min(), fmt.real_max())
-    batches = [order[i:i + cfg.batch_size] for i in range(0, n, cfg.batch_size)]
+    batches = _batches(order, cfg.batch_size)
     total, ious, seen = 0.0, [], 0
     bar = _progress(batches, f"{phase} {epoch + 1}/{n_epochs}", progress)
     for idx in bar:
@@ -560,7 +570,7 @@ def train(design: Design, data: TrainData, out: str | Path, cfg: TrainConfig = T
                 model.set_design(Design.from_dict(state["design"]))
             model.load_state_dict(state["model"])
         model.to(memory_format=torch.channels_last)
-        steps = math.ceil(len(data.train_x) / cfg.batch_size)
+        steps = len(_batches(np.arange(len(data.train_x)), cfg.batch_size))
         metrics = {"design": design.name, "config": cfg.key(), "data": data.info,
                    "fast": cfg.fast, "input": [design.network.input_height,
                                                design.network.input_width],

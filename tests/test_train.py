@@ -211,3 +211,17 @@ def test_weight_average_resumes_exactly(tmp_path):
     b = resumed.model.state_dict()
     assert all(torch.equal(a[k], b[k]) for k in a)
     assert resumed.fixed_iou == full.fixed_iou
+
+
+def test_a_lone_last_image_joins_the_batch_before(tmp_path):
+    """Batch norm cannot train on one value per channel: with 5 training images at batch 2
+    and a map that reaches 1x1, the last image trains with the two before it."""
+    from host_search.train import _batches
+    assert [len(b) for b in _batches(np.arange(5), 2)] == [2, 3]
+    assert [len(b) for b in _batches(np.arange(6), 4)] == [4, 2]
+    assert [len(b) for b in _batches(np.arange(3), 1)] == [1, 1, 1]
+    assert sorted(np.concatenate(_batches(np.arange(9), 4))) == list(range(9))
+    d = tiny(8, 8)              # three 2x2 pools: the last bundle runs on a 1x1 map
+    res = train(d, random_data(d, n_train=5, n_val=2), tmp_path / "r",
+                replace(CFG, batch_size=2, epochs=1, qat_epochs=1))
+    assert [h["phase"] for h in res.metrics["history"]] == ["float", "qat"]
