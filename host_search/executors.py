@@ -4,14 +4,17 @@ A :class:`TrainTask` (plain JSON-able fields) is one precise evaluation: train a
 the data set into its own folder (:func:`host_search.train.train`; a folder left by a killed
 run resumes from its last epoch) and return the labelled validation IoUs and the
 image-epochs actually trained. :func:`run_task` is the one function every executor calls,
-with one torch thread, so a seed gives the same result whichever executor ran it.
+with the task's own number of torch threads (one for prototypes and candidates,
+:data:`FINAL_THREADS` for a winner's full training, which runs alone), so a seed gives the
+same result whichever executor ran it.
 
 * :class:`LocalExecutor` keeps ``workers`` processes (spawned; one task at a time each). A
   worker that dies (killed, out of memory) is replaced and its task retried up to
   ``retries`` times, then recorded as failed; the search goes on.
-* :class:`RayExecutor` submits the same function as Ray tasks (``num_cpus=1``) to an
-  existing cluster (``--address``) or a local one; Ray retries a task whose worker died
-  (``max_retries``), then it is recorded as failed.
+* :class:`RayExecutor` submits the same function as Ray tasks to an
+  existing cluster (``--address``) or a local one, reserving the task's threads as
+  ``num_cpus``; Ray retries a task whose worker died (``max_retries``), then it is
+  recorded as failed.
 
 ``run(tasks, on_done)`` returns the results in task order and calls ``on_done(task,
 result)`` as each one finishes (the journal writes it then). A task that raised gives
@@ -42,14 +45,23 @@ DEFAULT_RETRIES = 1
 #: Mini-batch of the search's fast trainings (QoR prototypes and candidates). Their few
 #: epochs need optimiser steps more than large batches: at 8 a slow-starting network (deep,
 #: or narrow) has not left the ground after 2-3 epochs, and the candidates' order said
-#: little of their order after full training (benchmarks/bench_detection.py --rank 8
-#: --rank-from space; docs/training.md, "Fast vs full").
-FAST_BATCH = 4
+#: little of their order after full training. At 2 (against 4) the fast IoUs of 8 designs
+#: drawn from the space rank their full IoUs at 0.83 on two 16-scene sets, for the same
+#: image-epochs (benchmarks/bench_detection.py --rank 8 --rank-from space --rank-eval;
+#: docs/training.md, "Fast vs full" and round 4).
+FAST_BATCH = 2
+
+#: Torch threads of a winner's full training. The search trains its winners one at a time,
+#: after every candidate, so one thread would leave the other workers idle for the longest
+#: training of the run. A constant, not the worker count: a seed's result depends on the
+#: thread count, and must not depend on ``--workers`` or the executor.
+FINAL_THREADS = 2
 
 
 def batch_size_for(train_images: int, fast: bool = False) -> int:
     """Mini-batch size for a data set: the trainer's default (8), or :data:`FAST_BATCH` for
-    the fast trainings; smaller on tiny sets (at least 8 steps an epoch, down to 4)."""
+    the fast trainings; smaller on tiny sets (at least 8 steps an epoch, down to 4 or
+    :data:`FAST_BATCH`, whichever is smaller)."""
     top = FAST_BATCH if fast else 8
     return max(min(4, top), min(top, train_images // 8))
 
@@ -72,6 +84,7 @@ class TrainTask:
     fast: bool
     attempt: int = 0
     batch_size: int = 16
+    threads: int = 1           # torch threads (FINAL_THREADS for "final")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -96,7 +109,7 @@ def run_task(task: dict) -> dict:
     design = Design.from_dict(t.design)
     if t.fast:
         design = reduced_design(design)
-    cfg = TrainConfig(epochs=t.epochs, qat_epochs=t.qat_epochs, seed=t.seed, threads=1,
+    cfg = TrainConfig(epochs=t.epochs, qat_epochs=t.qat_epochs, seed=t.seed, threads=t.threads,
                       fast=t.fast, batch_size=t.batch_size)
     data = load_data(t.data, design, seed=SPLIT_SEED, cache_dir=t.cache)
     res = train(design, data, Path(t.out), cfg)
@@ -139,7 +152,7 @@ def _die_with_parent() -> None:
 
 
 def _worker_main(conn) -> None:
-    _die_with_parent()          # torch threads: run_task trains with threads=1
+    _die_with_parent()          # torch threads: run_task sets the task's own
     while True:
         try:
             task = conn.recv()
@@ -171,7 +184,7 @@ class _Worker:
 
 
 class LocalExecutor:
-    """``workers`` local processes, one torch thread each."""
+    """``workers`` local processes, one task at a time each (with the task's threads)."""
 
     name = "local"
 
@@ -260,10 +273,17 @@ class RayExecutor:
                                 "start one with `ray start --head` or give --address HOST:PORT")
         self._fn = ray.remote(num_cpus=1, max_retries=retries)(_safe_run)
 
+    def _cpus(self, task: TrainTask) -> int:
+        """CPUs to reserve: the task's threads, but no more than the largest live node has
+        (a task asking for more would wait forever; it still trains with its own threads)."""
+        node = max((n.get("Resources", {}).get("CPU", 0) for n in self._ray.nodes()
+                    if n.get("Alive")), default=1)
+        return max(1, min(task.threads, int(node)))
+
     def run(self, tasks: list[TrainTask],
             on_done: Callable[[TrainTask, dict], None] | None = None) -> list[dict]:
         ray = self._ray
-        refs = [self._fn.remote(asdict(t)) for t in tasks]
+        refs = [self._fn.options(num_cpus=self._cpus(t)).remote(asdict(t)) for t in tasks]
         index = {r: i for i, r in enumerate(refs)}
         results: list[dict | None] = [None] * len(tasks)
         pending = list(refs)

@@ -41,7 +41,7 @@ from pynq_codesign.errors import CodesignError
 from pynq_codesign.qos import QoSRecord
 
 from .bundles import BundleInfo, BundleTemplate, enumerate_bundles, estimate_bundles
-from .executors import SPLIT_SEED, TrainTask, batch_size_for, make_executor
+from .executors import FINAL_THREADS, SPLIT_SEED, TrainTask, batch_size_for, make_executor
 from .journal import JOURNAL, Journal, JournalError
 from .measure import EstimateSource, RatioEstimator, RawEstimator, SimBoardSource
 from .qos_model import estimate
@@ -230,7 +230,8 @@ class Search:
         return TrainTask(key=key, kind=kind, design=design.to_dict(), data=self.cfg.data,
                          out=str(self.run / "evals" / key), cache=str(self.run / "cache"),
                          seed=self.cfg.seed, epochs=epochs, qat_epochs=qat, fast=fast,
-                         batch_size=batch_size_for(self.train_images, fast))
+                         batch_size=batch_size_for(self.train_images, fast),
+                         threads=FINAL_THREADS if kind == "final" else 1)
 
     def run_tasks(self, items: list[tuple[TrainTask, int | None, dict | None]]) -> list[dict]:
         """Run training tasks (taking finished ones from the journal); results in order."""

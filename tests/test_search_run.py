@@ -61,6 +61,11 @@ def test_search_writes_journal_report_and_a_package_that_selftests(unbroken):
     assert best["qos"][best["qos_source"]]["fps"] >= 30 and best["meets_target"]
     assert best["needs_build"] is True
     assert res["charged_image_epochs"] <= res["budget_image_epochs"] == 80
+    # the winner's full training runs alone, with FINAL_THREADS; every other with one
+    from host_search.executors import FINAL_THREADS
+    threads = {d.name.split("-")[0]: json.loads((d / "metrics.json").read_text())["threads"]
+               for d in (unbroken / "evals").iterdir()}
+    assert threads.pop("final") == FINAL_THREADS > 1 and set(threads.values()) == {1}
     for png in ("pareto", "qos", "trajectory", "bundles"):
         assert (unbroken / "report" / f"{png}.png").stat().st_size > 1000
     page = (unbroken / "report" / "report.html").read_text()
