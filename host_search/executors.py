@@ -11,10 +11,9 @@ same result whichever executor ran it.
 * :class:`LocalExecutor` keeps ``workers`` processes (spawned; one task at a time each). A
   worker that dies (killed, out of memory) is replaced and its task retried up to
   ``retries`` times, then recorded as failed; the search goes on.
-* :class:`RayExecutor` submits the same function as Ray tasks to an
-  existing cluster (``--address``) or a local one, reserving the task's threads as
-  ``num_cpus``; Ray retries a task whose worker died (``max_retries``), then it is
-  recorded as failed.
+* :class:`RayExecutor` submits the same function as Ray tasks to an existing cluster
+  (``--address``) or a local one, reserving the task's threads as ``num_cpus``; Ray retries
+  a task whose worker died (``max_retries``), then it is recorded as failed.
 
 ``run(tasks, on_done)`` returns the results in task order and calls ``on_done(task,
 result)`` as each one finishes (the journal writes it then). A task that raised gives
