@@ -321,6 +321,7 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
     out = {"designs": [d.name for d in designs], "seeds": {}}
     ev = args.rank_eval
     ev_tag = "" if ev is None else ev.name
+    ev_images: dict[str, tuple] = {}
     if ev is not None:
         out["eval"] = str(ev)
     for seed in seeds:
@@ -349,9 +350,10 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
                 vals.append(res.fixed_iou)
                 batches.append(batch)
                 if ev is not None:
-                    codes, boxes = T.load_images(ev, dd, cache_dir=work / "cache")
-                    ev_vals.append(T.evaluate(T.integer_exact_copy(res.model), data, codes,
-                                              boxes))
+                    if dd.name not in ev_images:      # once per design, not per seed
+                        ev_images[dd.name] = T.load_images(ev, dd, cache_dir=work / "cache")
+                    ev_vals.append(T.evaluate(T.integer_exact_copy(res.model), data,
+                                              *ev_images[dd.name]))
             fast.append(vals[0])
             full.append(vals[1])
             row = (f"{d.name:<14} {d.network.macs() / 1e6:>7.1f} {vals[0]:>9.3f} "

@@ -272,17 +272,18 @@ class RayExecutor:
                                 "start one with `ray start --head` or give --address HOST:PORT")
         self._fn = ray.remote(num_cpus=1, max_retries=retries)(_safe_run)
 
-    def _cpus(self, task: TrainTask) -> int:
-        """CPUs to reserve: the task's threads, but no more than the largest live node has
-        (a task asking for more would wait forever; it still trains with its own threads)."""
-        node = max((n.get("Resources", {}).get("CPU", 0) for n in self._ray.nodes()
-                    if n.get("Alive")), default=1)
-        return max(1, min(task.threads, int(node)))
+    def _largest_node_cpus(self) -> int:
+        return int(max((n.get("Resources", {}).get("CPU", 0) for n in self._ray.nodes()
+                        if n.get("Alive")), default=1))
 
     def run(self, tasks: list[TrainTask],
             on_done: Callable[[TrainTask, dict], None] | None = None) -> list[dict]:
         ray = self._ray
-        refs = [self._fn.options(num_cpus=self._cpus(t)).remote(asdict(t)) for t in tasks]
+        # reserve the task's threads, but no more than the largest live node has (a task
+        # asking for more would wait forever; it still trains with its own threads)
+        node = self._largest_node_cpus()
+        refs = [self._fn.options(num_cpus=max(1, min(t.threads, node))).remote(asdict(t))
+                for t in tasks]
         index = {r: i for i, r in enumerate(refs)}
         results: list[dict | None] = [None] * len(tasks)
         pending = list(refs)
