@@ -29,7 +29,9 @@ search trains its candidates (``--fast``: half resolution, ``--rank-fast-epochs`
 search's fast mini-batch) and once at full resolution with ``--epochs`` / ``--qat-epochs``,
 and the Spearman rank correlation of the two fixed-point IoU lists (the search ranks
 candidates by their fast IoU); with several ``--seeds`` also that of the means over the
-seeds. ``--rank-from space`` draws the designs from the search space as the random search
+seeds, and the seed-to-seed agreement: the mean Spearman correlation over pairs of seeds
+of the full IoUs (how alike two full trainings rank the designs, the ceiling a single fast
+training can be held to) and of the fast IoUs. ``--rank-from space`` draws the designs from the search space as the random search
 does (bundles, depth, widths, bit widths, input size: what the search actually ranks);
 ``references`` (default) takes DNN-A, -C and -B at full, half and quarter width. It takes K
 full trainings per seed: long. ``--design ''`` runs the rank check alone. ``--rank-eval DIR``
@@ -380,6 +382,27 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
             print(f"Spearman rank correlation of the means over seeds {seeds} ({name}): "
                   f"{rho:.2f} (goal >= 0.7); full IoU of the means: "
                   + ", ".join(f"{n} {v:.3f}" for n, v in zip(out["designs"], b)))
+        out["seed_agreement"] = seed_agreement(out["seeds"], ev_tag)
+        for name, kinds in out["seed_agreement"].items():
+            print(f"seed-to-seed agreement ({name}), mean Spearman over pairs of seeds: "
+                  f"full vs full {kinds['full']:.2f}, fast vs fast {kinds['fast']:.2f} (two "
+                  "seeds of the full training rank alike no better than this: the ceiling "
+                  "of a single fast seed)")
+    return out
+
+
+def seed_agreement(per_seed: dict, ev_tag: str = "") -> dict:
+    """How alike different seeds rank the designs: the mean Spearman correlation over every
+    pair of seeds, of the full IoUs and of the fast IoUs, on the validation split and on
+    the --rank-eval set."""
+    from itertools import combinations
+    scored = [list(_rank_pairs(r, ev_tag)) for r in per_seed.values()]  # [(name, fast, full)]
+    out = {}
+    for i, (name, _, _) in enumerate(scored[0]):
+        pairs = list(combinations(range(len(scored)), 2))
+        out[name] = {kind: float(np.mean([spearman(scored[a][i][k], scored[b][i][k])
+                                          for a, b in pairs]))
+                     for kind, k in (("full", 2), ("fast", 1))}
     return out
 
 

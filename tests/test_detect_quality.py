@@ -199,6 +199,17 @@ def test_rank_check_scores_the_extra_set(tmp_path, monkeypatch):
         # a tiny network may score 0 everywhere: then the correlation is undefined (nan)
         assert all(v != v or -1.0 <= v <= 1.0 for v in (r["spearman_eval"], r["spearman"]))
     assert "spearman_of_means_eval" in rank
+    assert set(rank["seed_agreement"]) == {"validation", "held"}
+
+
+def test_seed_agreement_averages_every_pair_of_seeds():
+    b = _bench()
+    per_seed = {1: {"fast": [1, 2, 3], "full": [1, 2, 3]},
+                2: {"fast": [1, 2, 3], "full": [3, 2, 1]},
+                3: {"fast": [3, 2, 1], "full": [1, 2, 3]}}
+    agree = b.seed_agreement(per_seed)
+    # full: pairs (1,2) -1, (1,3) +1, (2,3) -1; fast: +1, -1, -1
+    assert agree == {"validation": {"full": -1 / 3, "fast": -1 / 3}}
 
 
 def test_neighbour_cells_learn_the_box_too():
