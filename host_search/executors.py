@@ -45,9 +45,10 @@ DEFAULT_RETRIES = 1
 #: epochs need optimiser steps more than large batches: at 8 a slow-starting network (deep,
 #: or narrow) has not left the ground after 2-3 epochs, and the candidates' order said
 #: little of their order after full training. At 2 the fast IoUs of 8 designs drawn from
-#: the space rank their full IoUs at 0.79 on two 16-scene sets (means of 2 seeds; 0.60-0.67
-#: at 4), for the same image-epochs (benchmarks/bench_detection.py --rank 8 --rank-from
-#: space --rank-eval; docs/training.md, "Fast vs full", rounds 4 and 5).
+#: the space rank their full IoUs at 0.90 and 0.95 on two 16-scene sets (means of 3 seeds,
+#: every seed 0.83 or more; 0.60-0.67 at 4), for the same image-epochs
+#: (benchmarks/bench_detection.py --rank 8 --rank-from space --rank-eval;
+#: docs/training.md, "Fast vs full", rounds 4 to 6).
 FAST_BATCH = 2
 
 #: Torch threads of a winner's full training. The search trains its winners one at a time,
