@@ -24,6 +24,10 @@ deviation over the seeds):
   their epochs) and the same times the design's forward multiply-adds per image;
 * ``image-epochs``: images x epochs actually trained (the budget the search charges).
 
+``--full-stem`` trains each design with its first DW3 + PW1 pair replaced by one full 3x3
+convolution (:func:`full_stem`; a diagnosis of what a depthwise first layer costs, not the
+reference design).
+
 ``--rank K`` adds the fast-vs-full rank check: K designs, per seed, each trained once as the
 search trains its candidates (``--fast``: half resolution, ``--rank-fast-epochs``, the
 search's fast mini-batch) and once at full resolution with ``--epochs`` / ``--qat-epochs``,
@@ -79,6 +83,10 @@ def parse_args(argv=None) -> argparse.Namespace:
                     help="validate on exactly these sub-categories (comma-separated; e.g. "
                          "boat1,drone1,horseride1,person2, the split of the issue's peer)")
     ap.add_argument("--fast", action="store_true", help="train at half resolution (--fast)")
+    ap.add_argument("--full-stem", action="store_true",
+                    help="diagnosis: replace each design's first DW3 + PW1 pair by one full "
+                         "3x3 convolution of the PW1's width (NAME-stem; a network the engine "
+                         "runs, not the reference design; docs/training.md, round 6)")
     ap.add_argument("--threads", type=int, default=2, help="torch threads (default 2)")
     ap.add_argument("--rank", type=int, default=0, metavar="K",
                     help="also measure fast-vs-full rank correlation over K >= 8 designs")
@@ -219,6 +227,32 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
                                      "val_subcategories")}}
 
 
+def full_stem(design):
+    """``design`` with its first DW3 + PW1 pair replaced by one full 3x3 convolution (conv3)
+    of the PW1's width, formats and activation, named ``NAME-stem``, on its overlay with a
+    conv3 stage added and the buffers re-sized. A diagnosis: a depthwise first layer gives the
+    PW1's channels one spatial filter per input channel between them, the full convolution
+    one per output channel."""
+    from pynq_codesign.design import Bundle, Design, Stage, check_fits, size_overlay
+    net, ov = design.network, design.overlay
+    first = net.bundles[0].layers
+    if len(first) < 2 or first[0].type != "dw" or first[1].type != "pw":
+        raise SystemExit(f"--full-stem: {design.name} does not start with a DW3 + PW1 pair "
+                         f"(its first bundle: {' '.join(lay.type for lay in first)})")
+    stem = replace(first[1], type="conv3", stride=first[0].stride)
+    net = replace(net, bundles=(Bundle((stem,) + first[2:]),) + net.bundles[1:])
+    stages = ov.stages if any(st.kind == "conv3" for st in ov.stages) else \
+        (Stage("conv3", 4, 4),) + ov.stages
+    ov = size_overlay(net, ov.device, ov.clock_mhz, stages=stages, band_rows=ov.band_rows,
+                      rounding=ov.rounding)
+    misfit = check_fits(net, ov)
+    if misfit:
+        raise SystemExit(f"--full-stem: {design.name}-stem does not fit {ov.device}: "
+                         f"{misfit[0]}")
+    return Design(f"{design.name}-stem", ov, net,
+                  f"{design.name} with a full 3x3 stem (a diagnosis, not the reference)")
+
+
 def rank_designs(k: int) -> list:
     """``k`` design variants around the reference designs (width, depth, bit widths)."""
     from pynq_codesign.design import Design, load_design
@@ -292,6 +326,8 @@ def main(argv=None) -> int:
             load_kw["val_subcategories"] = T.parse_names(args.val)
         for name in [n.strip() for n in args.design.split(",") if n.strip()]:
             design = load_design(name)
+            if args.full_stem:
+                design = full_stem(design)
             if args.fast:
                 design = T.reduced_design(design)
             data = T.load_data(data_dir, design, seed=args.split_seed,

@@ -202,6 +202,23 @@ def test_rank_check_scores_the_extra_set(tmp_path, monkeypatch):
     assert set(rank["seed_agreement"]) == {"validation", "held"}
 
 
+def test_full_stem_replaces_the_first_depthwise_pair_by_one_full_convolution():
+    from pynq_codesign.design import check_fits, load_design
+    b = _bench()
+    a = load_design("dnn-a")
+    d = b.full_stem(a)
+    first = d.network.bundles[0].layers
+    assert d.name == "dnn-a-stem"
+    assert [lay.type for lay in first] == ["conv3", "pool"]
+    assert first[0].out_channels == 48 and first[0].activation == "relu"
+    assert d.network.bundles[1:] == a.network.bundles[1:]
+    assert round(d.network.macs() / 1e6, 1) == 288.1                   # 223.3 + 64.8
+    assert [st.kind for st in d.overlay.stages] == ["conv3", "dw", "pw", "pool"]
+    assert check_fits(d.network, d.overlay) == []
+    with pytest.raises(SystemExit, match="does not start with a DW3"):
+        b.full_stem(d)
+
+
 def test_seed_agreement_averages_every_pair_of_seeds():
     b = _bench()
     per_seed = {1: {"fast": [1, 2, 3], "full": [1, 2, 3]},
