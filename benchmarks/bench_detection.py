@@ -28,20 +28,21 @@ deviation over the seeds):
 convolution (:func:`full_stem`; a diagnosis of what a depthwise first layer costs, not the
 reference design).
 
-``--rank K`` adds the fast-vs-full rank check: K designs, per seed, each trained once as the
-search trains its candidates (``--fast``: half resolution, ``--rank-fast-epochs``, the
+``--rank K`` adds the fast-vs-full rank check: K designs, per seed, each trained once as
+the search trains its candidates (``--fast``: half resolution, ``--rank-fast-epochs``, the
 search's fast mini-batch) and once at full resolution with ``--epochs`` / ``--qat-epochs``,
 and the Spearman rank correlation of the two fixed-point IoU lists (the search ranks
 candidates by their fast IoU); with several ``--seeds`` also that of the means over the
-seeds, and the seed-to-seed agreement: the mean Spearman correlation over pairs of seeds
-of the full IoUs (how alike two full trainings rank the designs, the ceiling a single fast
-training can be held to) and of the fast IoUs. ``--rank-from space`` draws the designs from the search space as the random search
-does (bundles, depth, widths, bit widths, input size: what the search actually ranks);
-``references`` (default) takes DNN-A, -C and -B at full, half and quarter width. It takes K
-full trainings per seed: long. ``--design ''`` runs the rank check alone. ``--rank-eval DIR``
-also scores every fast and full network on the labelled images of DIR (integer-exact) and
-correlates those: the validation split has 4 scenes, which bounds how finely any ranking on
-it can be measured; a held-out set with one scene of each kind measures it finer.
+seeds, and the seed-to-seed agreement: the mean Spearman correlation over pairs of seeds of
+the full IoUs (how alike two full trainings rank the designs, the ceiling a single fast
+training can be held to) and of the fast IoUs. ``--rank-from space`` draws the designs from
+the search space as the random search does (bundles, depth, widths, bit widths, input size:
+what the search actually ranks); ``references`` (default) takes DNN-A, -C and -B at full,
+half and quarter width. It takes K full trainings per seed: long. ``--design ''`` runs the
+rank check alone. ``--rank-eval DIR`` also scores every fast and full network on the
+labelled images of DIR (integer-exact) and correlates those: the validation split has 4
+scenes, which bounds how finely any ranking on it can be measured; a held-out set with one
+scene of each kind measures it finer.
 """
 from __future__ import annotations
 
@@ -433,9 +434,9 @@ def seed_agreement(per_seed: dict, ev_tag: str = "") -> dict:
     the --rank-eval set."""
     from itertools import combinations
     scored = [list(_rank_pairs(r, ev_tag)) for r in per_seed.values()]  # [(name, fast, full)]
+    pairs = list(combinations(range(len(scored)), 2))
     out = {}
     for i, (name, _, _) in enumerate(scored[0]):
-        pairs = list(combinations(range(len(scored)), 2))
         out[name] = {kind: float(np.mean([spearman(scored[a][i][k], scored[b][i][k])
                                           for a, b in pairs]))
                      for kind, k in (("full", 2), ("fast", 1))}
