@@ -203,6 +203,9 @@ def test_loss_decreases_when_fitting_one_box(neighbours, centre_range, drop):
     out = torch.zeros(2, 10, 4, 6, requires_grad=True)
     boxes = torch.tensor([[0.3, 0.3, 0.35, 0.4], [0.6, 0.1, 0.75, 0.3]])
     opt = torch.optim.Adam([out], lr=0.1)
+    # at a constant 0.1 Adam circles the optimum (IoU 0.87-0.96 from step to step, where step
+    # 200 lands depends on the CPU's float kernels); annealed it settles (IoU 0.999+)
+    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, 200)
     first = None
     for _ in range(200):
         loss, _ = detection_loss(out, boxes, d, w)
@@ -210,6 +213,7 @@ def test_loss_decreases_when_fitting_one_box(neighbours, centre_range, drop):
         opt.zero_grad()
         loss.backward()
         opt.step()
+        sched.step()
     pred, _ = best_boxes(out.detach(), d)
     from pynq_codesign.prepost import iou
     assert float(loss.detach()) < first / drop
