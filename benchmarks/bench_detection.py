@@ -22,7 +22,12 @@ deviation over the seeds):
 * ``area``: median predicted/true box area (is the box the right size?);
 * ``img/s``, ``GMAC/s``: training images per second of the float and QAT phases (mean over
   their epochs) and the same times the design's forward multiply-adds per image;
-* ``image-epochs``: images x epochs actually trained (the budget the search charges).
+* ``image-epochs``: images x epochs actually trained (the budget the search charges);
+* ``train s``: seconds its epochs took (from the run's ``metrics.json``, so a run the
+  benchmark found finished in ``--work`` keeps the time it was trained in);
+* with ``--eval DIR``, a column named after DIR: the fixed-point network's mean IoU on
+  every labelled image of DIR (integer-exact), e.g. the demo's 160 held-out images, one
+  unseen scene of each of the 16 kinds, where the validation split has 4 scenes.
 
 ``--full-stem`` trains each design with its first DW3 + PW1 pair replaced by one full 3x3
 convolution (:func:`full_stem`; a diagnosis of what a depthwise first layer costs, not the
@@ -39,10 +44,10 @@ training can be held to) and of the fast IoUs. ``--rank-from space`` draws the d
 the search space as the random search does (bundles, depth, widths, bit widths, input size:
 what the search actually ranks); ``references`` (default) takes DNN-A, -C and -B at full,
 half and quarter width. It takes K full trainings per seed: long. ``--design ''`` runs the
-rank check alone. ``--rank-eval DIR`` also scores every fast and full network on the
-labelled images of DIR (integer-exact) and correlates those: the validation split has 4
-scenes, which bounds how finely any ranking on it can be measured; a held-out set with one
-scene of each kind measures it finer.
+rank check alone. With ``--eval DIR`` (its older name ``--rank-eval`` works too) every
+fast and full network is also scored on DIR and those scores are correlated as well: the
+validation split has 4 scenes, which bounds how finely any ranking on it can be measured; a
+held-out set with one scene of each kind measures it finer.
 """
 from __future__ import annotations
 
@@ -103,10 +108,12 @@ def parse_args(argv=None) -> argparse.Namespace:
     ap.add_argument("--rank-fast-batch", type=int, default=None, metavar="B",
                     help="mini-batch of the fast trainings (default: the search's, "
                          "host_search.executors.batch_size_for(images, fast=True))")
-    ap.add_argument("--rank-eval", type=Path, default=None, metavar="DIR",
-                    help="also score the rank check's fast and full networks on every "
-                         "labelled image in DIR (e.g. a held-out set with more scenes than "
-                         "the validation split) and correlate those scores too")
+    ap.add_argument("--eval", "--rank-eval", dest="eval", type=Path, default=None,
+                    metavar="DIR",
+                    help="also score every trained network (the table's, and the rank "
+                         "check's fast and full ones, whose scores are correlated too) on "
+                         "every labelled image in DIR, e.g. a held-out set with more scenes "
+                         "than the validation split")
     ap.add_argument("--rank-from", choices=("references", "space"), default="references",
                     help="the rank check's designs: width variants of DNN-A/B/C, or drawn "
                          "from the search space as the random search draws them")
@@ -149,8 +156,9 @@ def diagnose(pred: np.ndarray, truth: np.ndarray, keys: list[str]) -> dict:
 
 
 def run_one(design, data, out: Path, epochs: int, qat: int, seed: int, threads: int,
-            fast: bool) -> dict:
-    """Train once; the diagnosis of the fixed-point network and the speed figures."""
+            fast: bool, eval_images: tuple | None = None) -> dict:
+    """Train once; the diagnosis of the fixed-point network and the speed figures
+    (``eval_iou``: its mean IoU on ``eval_images``, ``load_images``' codes and boxes)."""
     from host_search import train as T
     cfg = T.TrainConfig(epochs=epochs, qat_epochs=qat, seed=seed, threads=threads, fast=fast)
     t0 = time.perf_counter()
@@ -170,7 +178,10 @@ def run_one(design, data, out: Path, epochs: int, qat: int, seed: int, threads: 
     d.update(float_iou=float(res.float_iou), fixed_iou=float(res.fixed_iou),
              ptq_iou=float(res.metrics["results"]["val_iou_fixed_point_before_qat"]),
              images_per_s=speed, gmacs_per_s={k: v * macs / 1e9 for k, v in speed.items()},
-             wall_s=round(wall, 1), image_epochs=trained.get("image_epochs"), seed=seed)
+             wall_s=round(wall, 1), train_s=round(sum(h["seconds"] for h in hist), 1),
+             image_epochs=trained.get("image_epochs"), seed=seed)
+    if eval_images is not None:
+        d["eval_iou"] = T.evaluate(fixed, data, *eval_images)
     return d
 
 
@@ -180,6 +191,7 @@ def _mean_sd(v: list[float]) -> tuple[float, float]:
 
 def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, qat) -> dict:
     subs = sorted(rows[0]["per_subcategory"])
+    ev = f"{args.eval.name[:12]:>12}" if args.eval is not None else ""     # its column
     print(f"\n{name}: {epochs} float + {qat} QAT epochs, "
           f"{'fast (half resolution) ' if args.fast else ''}input "
           f"{design.network.input_height}x{design.network.input_width}, "
@@ -189,7 +201,7 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
     head = (f"{'seed':>5} {'float':>6} {'fixed':>6} {'ptq':>6} " +
             " ".join(f"{s[:10]:>10}" for s in subs) +
             f" {'centre in':>9} {'area':>5} {'img/s f/q':>11} {'GMAC/s f/q':>11} "
-            f"{'img-ep':>7} {'wall s':>7}")
+            f"{'img-ep':>7} {'train s':>7}" + (f" {ev}" if ev else ""))
     print(head)
     for r in rows:
         print(f"{r['seed']:>5} {r['float_iou']:>6.3f} {r['fixed_iou']:>6.3f} "
@@ -198,9 +210,11 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
               f" {100 * r['centre_inside']:>8.1f}% {r['area_ratio_median']:>5.2f} "
               f"{r['images_per_s']['float']:>5.1f}/{r['images_per_s']['qat']:<5.1f} "
               f"{r['gmacs_per_s']['float']:>5.2f}/{r['gmacs_per_s']['qat']:<5.2f} "
-              f"{r['image_epochs'] or 0:>7} {r['wall_s']:>7.0f}")
+              f"{r['image_epochs'] or 0:>7} {r['train_s']:>7.0f}" +
+              (f" {r['eval_iou']:>12.3f}" if ev else ""))
     summary = {}
-    for key in ("float_iou", "fixed_iou", "ptq_iou", "centre_inside", "area_ratio_median"):
+    for key in ("float_iou", "fixed_iou", "ptq_iou", "centre_inside", "area_ratio_median") + \
+            (("eval_iou",) if ev else ()):
         summary[key] = _mean_sd([r[key] for r in rows])
     for ph in ("float", "qat"):
         summary[f"images_per_s_{ph}"] = _mean_sd([r["images_per_s"][ph] for r in rows])
@@ -211,10 +225,13 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
           f" {100 * summary['centre_inside'][0]:>8.1f}% "
           f"{summary['area_ratio_median'][0]:>5.2f} "
           f"{summary['images_per_s_float'][0]:>5.1f}/{summary['images_per_s_qat'][0]:<5.1f} "
-          f"{summary['gmacs_per_s_float'][0]:>5.2f}/{summary['gmacs_per_s_qat'][0]:<5.2f}")
+          f"{summary['gmacs_per_s_float'][0]:>5.2f}/{summary['gmacs_per_s_qat'][0]:<5.2f}" +
+          (f" {'':>7} {'':>7} {summary['eval_iou'][0]:>12.3f}" if ev else ""))
     print(f"{'sd':>5} {summary['float_iou'][1]:>6.3f} {summary['fixed_iou'][1]:>6.3f} "
           f"{summary['ptq_iou'][1]:>6.3f} " + " ".join(f"{per[s][1]:>10.3f}" for s in subs) +
-          f" {100 * summary['centre_inside'][1]:>8.1f}%")
+          f" {100 * summary['centre_inside'][1]:>8.1f}%" +
+          (f" {'':>5} {'':>11} {'':>11} {'':>7} {'':>7} {summary['eval_iou'][1]:>12.3f}"
+           if ev else ""))
     gap = 100 * (summary["fixed_iou"][0] - summary["float_iou"][0])
     print(f"fixed - float: {gap:+.1f} IoU points; seed-to-seed sd of the fixed-point IoU "
           f"{100 * summary['fixed_iou'][1]:.1f} points over {len(rows)} seeds "
@@ -322,6 +339,8 @@ def main(argv=None) -> int:
                    "label": "measured on this host, built-in synthetic data set"
                    if not args.data else f"measured on this host, data set {args.data}",
                    "designs": []}
+        if args.eval is not None:
+            results["eval"] = str(args.eval)
         load_kw = {} if args.split is None else {"hold_out": args.split}
         if args.val:
             load_kw["val_subcategories"] = T.parse_names(args.val)
@@ -333,10 +352,13 @@ def main(argv=None) -> int:
                 design = T.reduced_design(design)
             data = T.load_data(data_dir, design, seed=args.split_seed,
                                cache_dir=work / "cache", **load_kw)
+            ev = None if args.eval is None else \
+                T.load_images(args.eval, design, cache_dir=work / "cache")
             rows = []
             for s in seeds:
                 out = work / f"run-{design.name}-e{epochs}q{qat}-s{s}"
-                rows.append(run_one(design, data, out, epochs, qat, s, args.threads, args.fast))
+                rows.append(run_one(design, data, out, epochs, qat, s, args.threads, args.fast,
+                                    ev))
                 print(f"  [{design.name} seed {s}: fixed IoU {rows[-1]['fixed_iou']:.3f}, "
                       f"{rows[-1]['wall_s']:.0f} s]", file=sys.stderr, flush=True)
             results["designs"].append(print_design(design.name, design, rows, data.info,
@@ -358,7 +380,7 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
     e, q = args.epochs, args.qat_epochs
     ff = args.rank_fast_factor
     out = {"designs": [d.name for d in designs], "seeds": {}}
-    ev = args.rank_eval
+    ev = args.eval
     ev_tag = "" if ev is None else ev.name
     ev_images: dict[str, tuple] = {}
     if ev is not None:

@@ -202,6 +202,32 @@ def test_rank_check_scores_the_extra_set(tmp_path, monkeypatch):
     assert set(rank["seed_agreement"]) == {"validation", "held"}
 
 
+def test_design_table_scores_the_eval_set(tmp_path, capsys):
+    """``--eval DIR``: each seed's fixed-point network is also scored on every image of DIR,
+    printed as a column named after DIR and written per seed and as mean and sd."""
+    from host_search.data.synth import generate
+    from tests.helpers import tiny_design
+    generate(tmp_path / "data", 10, 3)
+    generate(tmp_path / "held", 4, 5)
+    design = tmp_path / "tiny.json"
+    design.write_text(json.dumps(tiny_design().to_dict()))
+    out = tmp_path / "table.json"
+    assert _bench().main(["--design", str(design), "--data", str(tmp_path / "data"),
+                          "--epochs", "1", "--qat-epochs", "1", "--threads", "1",
+                          "--seeds", "1,2", "--eval", str(tmp_path / "held"),
+                          "--json", str(out)]) == 0
+    res = json.loads(out.read_text())
+    assert res["eval"] == str(tmp_path / "held")
+    rows = res["designs"][0]["rows"]
+    assert [r["seed"] for r in rows] == [1, 2]
+    assert all(0.0 <= r["eval_iou"] <= 1.0 for r in rows)
+    assert all(r["train_s"] >= 0.0 for r in rows)           # the epochs' own seconds
+    mean, sd = res["designs"][0]["summary"]["eval_iou"]
+    assert mean == pytest.approx(np.mean([r["eval_iou"] for r in rows])) and sd >= 0.0
+    header = [ln for ln in capsys.readouterr().out.splitlines() if ln.lstrip().startswith("seed")]
+    assert header and header[0].split()[-1] == "held"
+
+
 def test_full_stem_replaces_the_first_depthwise_pair_by_one_full_convolution():
     from pynq_codesign.design import check_fits, load_design
     b = _bench()
