@@ -20,7 +20,7 @@ $(STAMP): setup.py
 setup: $(STAMP)
 
 # the main job: data, the simulated board service, the closed-loop search, deploy, benchmark,
-# detect, report (under 15 minutes on 2 cores); `make demo-quick` is the same in ~2 minutes
+# detect, report (13-16 minutes on 2 cores); `make demo-quick` is the same in ~2 minutes
 demo: $(STAMP)
 	$(VENV)/bin/codesign demo --out $(DEMO)
 

@@ -39,7 +39,7 @@ class DemoError(CodesignError):
 
 @dataclass(frozen=True)
 class DemoPlan:
-    """The sizes of one demo run. ``full`` finishes in under 15 minutes on 2 cores,
+    """The sizes of one demo run. ``full`` takes 13-16 minutes on 2 cores,
     ``quick`` in about two."""
 
     name: str
