@@ -191,7 +191,7 @@ def _mean_sd(v: list[float]) -> tuple[float, float]:
 
 def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, qat) -> dict:
     subs = sorted(rows[0]["per_subcategory"])
-    ev = f"{args.eval.name[:12]:>12}" if args.eval is not None else ""     # its column
+    ev = f" {args.eval.name[:12]:>12}" if args.eval is not None else ""   # the last column
     print(f"\n{name}: {epochs} float + {qat} QAT epochs, "
           f"{'fast (half resolution) ' if args.fast else ''}input "
           f"{design.network.input_height}x{design.network.input_width}, "
@@ -201,17 +201,20 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
     head = (f"{'seed':>5} {'float':>6} {'fixed':>6} {'ptq':>6} " +
             " ".join(f"{s[:10]:>10}" for s in subs) +
             f" {'centre in':>9} {'area':>5} {'img/s f/q':>11} {'GMAC/s f/q':>11} "
-            f"{'img-ep':>7} {'train s':>7}" + (f" {ev}" if ev else ""))
-    print(head)
+            f"{'img-ep':>7} {'train s':>7}")
+    width = len(head)                    # where the eval column starts on every line
+    line_ev = (lambda line, v: line.ljust(width) + f" {v:>12.3f}") if ev else \
+        (lambda line, v: line)
+    print(head + ev)
     for r in rows:
-        print(f"{r['seed']:>5} {r['float_iou']:>6.3f} {r['fixed_iou']:>6.3f} "
-              f"{r['ptq_iou']:>6.3f} " +
-              " ".join(f"{r['per_subcategory'][s]:>10.3f}" for s in subs) +
-              f" {100 * r['centre_inside']:>8.1f}% {r['area_ratio_median']:>5.2f} "
-              f"{r['images_per_s']['float']:>5.1f}/{r['images_per_s']['qat']:<5.1f} "
-              f"{r['gmacs_per_s']['float']:>5.2f}/{r['gmacs_per_s']['qat']:<5.2f} "
-              f"{r['image_epochs'] or 0:>7} {r['train_s']:>7.0f}" +
-              (f" {r['eval_iou']:>12.3f}" if ev else ""))
+        row = (f"{r['seed']:>5} {r['float_iou']:>6.3f} {r['fixed_iou']:>6.3f} "
+               f"{r['ptq_iou']:>6.3f} " +
+               " ".join(f"{r['per_subcategory'][s]:>10.3f}" for s in subs) +
+               f" {100 * r['centre_inside']:>8.1f}% {r['area_ratio_median']:>5.2f} "
+               f"{r['images_per_s']['float']:>5.1f}/{r['images_per_s']['qat']:<5.1f} "
+               f"{r['gmacs_per_s']['float']:>5.2f}/{r['gmacs_per_s']['qat']:<5.2f} "
+               f"{r['image_epochs'] or 0:>7} {r['train_s']:>7.0f}")
+        print(line_ev(row, r.get("eval_iou")))
     summary = {}
     for key in ("float_iou", "fixed_iou", "ptq_iou", "centre_inside", "area_ratio_median") + \
             (("eval_iou",) if ev else ()):
@@ -220,18 +223,18 @@ def print_design(name: str, design, rows: list[dict], info: dict, args, epochs, 
         summary[f"images_per_s_{ph}"] = _mean_sd([r["images_per_s"][ph] for r in rows])
         summary[f"gmacs_per_s_{ph}"] = _mean_sd([r["gmacs_per_s"][ph] for r in rows])
     per = {s: _mean_sd([r["per_subcategory"][s] for r in rows]) for s in subs}
-    print(f"{'mean':>5} {summary['float_iou'][0]:>6.3f} {summary['fixed_iou'][0]:>6.3f} "
-          f"{summary['ptq_iou'][0]:>6.3f} " + " ".join(f"{per[s][0]:>10.3f}" for s in subs) +
-          f" {100 * summary['centre_inside'][0]:>8.1f}% "
-          f"{summary['area_ratio_median'][0]:>5.2f} "
-          f"{summary['images_per_s_float'][0]:>5.1f}/{summary['images_per_s_qat'][0]:<5.1f} "
-          f"{summary['gmacs_per_s_float'][0]:>5.2f}/{summary['gmacs_per_s_qat'][0]:<5.2f}" +
-          (f" {'':>7} {'':>7} {summary['eval_iou'][0]:>12.3f}" if ev else ""))
-    print(f"{'sd':>5} {summary['float_iou'][1]:>6.3f} {summary['fixed_iou'][1]:>6.3f} "
+    mean = (f"{'mean':>5} {summary['float_iou'][0]:>6.3f} {summary['fixed_iou'][0]:>6.3f} "
+            f"{summary['ptq_iou'][0]:>6.3f} " + " ".join(f"{per[s][0]:>10.3f}" for s in subs) +
+            f" {100 * summary['centre_inside'][0]:>8.1f}% "
+            f"{summary['area_ratio_median'][0]:>5.2f} "
+            f"{summary['images_per_s_float'][0]:>5.1f}/{summary['images_per_s_qat'][0]:<5.1f} "
+            f"{summary['gmacs_per_s_float'][0]:>5.2f}/{summary['gmacs_per_s_qat'][0]:<5.2f}")
+    sd = (f"{'sd':>5} {summary['float_iou'][1]:>6.3f} {summary['fixed_iou'][1]:>6.3f} "
           f"{summary['ptq_iou'][1]:>6.3f} " + " ".join(f"{per[s][1]:>10.3f}" for s in subs) +
-          f" {100 * summary['centre_inside'][1]:>8.1f}%" +
-          (f" {'':>5} {'':>11} {'':>11} {'':>7} {'':>7} {summary['eval_iou'][1]:>12.3f}"
-           if ev else ""))
+          f" {100 * summary['centre_inside'][1]:>8.1f}%")
+    ev_mean, ev_sd = summary.get("eval_iou", (None, None))
+    print(line_ev(mean, ev_mean))
+    print(line_ev(sd, ev_sd))
     gap = 100 * (summary["fixed_iou"][0] - summary["float_iou"][0])
     print(f"fixed - float: {gap:+.1f} IoU points; seed-to-seed sd of the fixed-point IoU "
           f"{100 * summary['fixed_iou'][1]:.1f} points over {len(rows)} seeds "
@@ -453,7 +456,7 @@ def print_rank(args, data_dir: Path, work: Path, seeds: list[int], load_kw: dict
 def seed_agreement(per_seed: dict, ev_tag: str = "") -> dict:
     """How alike different seeds rank the designs: the mean Spearman correlation over every
     pair of seeds, of the full IoUs and of the fast IoUs, on the validation split and on
-    the --rank-eval set."""
+    the --eval set."""
     from itertools import combinations
     scored = [list(_rank_pairs(r, ev_tag)) for r in per_seed.values()]  # [(name, fast, full)]
     pairs = list(combinations(range(len(scored)), 2))
@@ -466,7 +469,7 @@ def seed_agreement(per_seed: dict, ev_tag: str = "") -> dict:
 
 
 def _rank_pairs(res: dict, ev_tag: str):
-    """(name, fast IoUs, full IoUs) on the validation split and, when scored, on --rank-eval."""
+    """(name, fast IoUs, full IoUs) on the validation split and, when scored, on --eval."""
     yield "validation", res["fast"], res["full"]
     if "eval_fast" in res:
         yield ev_tag, res["eval_fast"], res["eval_full"]

@@ -47,7 +47,7 @@ DEFAULT_RETRIES = 1
 #: little of their order after full training. At 2 the fast IoUs of 8 designs drawn from
 #: the space rank their full IoUs at 0.90 and 0.95 on two 16-scene sets (means of 3 seeds,
 #: every seed 0.83 or more; 0.60-0.67 at 4), for the same image-epochs
-#: (benchmarks/bench_detection.py --rank 8 --rank-from space --rank-eval;
+#: (benchmarks/bench_detection.py --rank 8 --rank-from space --eval;
 #: docs/training.md, "Fast vs full", rounds 4 to 6).
 FAST_BATCH = 2
 
